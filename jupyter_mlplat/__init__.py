@@ -1,0 +1,51 @@
+"""jupyter-mlplat: the whole ML loop from a notebook, governed.
+
+``%load_ext jupyter_mlplat`` registers the ``%mlplat`` magics. The Python twins
+(``jupyter_mlplat.log``, ``get_features``...) are imported on first use so that
+loading the extension stays cheap (no MLflow, Feast, kfp or KServe at import).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_FLUENT = (
+    "status",
+    "set_experiment",
+    "start_run",
+    "end_run",
+    "run",
+    "log",
+    "flush",
+    "active_run",
+    "last_run",
+    "get_features",
+)
+
+__all__ = [*_FLUENT, "MlplatError", "load_ipython_extension", "unload_ipython_extension"]
+
+from .errors import MlplatError  # noqa: E402  (cheap: no third-party imports)
+
+
+def __getattr__(name: str):
+    if name in _FLUENT:
+        from . import fluent
+
+        return getattr(fluent, name)
+    raise AttributeError(f"module 'jupyter_mlplat' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    from .ipython import register
+
+    register(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .ipython import unregister
+
+    unregister(ipython)
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "jupyter_mlplat.server"}]

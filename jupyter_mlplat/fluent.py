@@ -1,0 +1,195 @@
+"""The functions users call: ``import jupyter_mlplat as mlplat; mlplat.log(loss=0.1)``.
+
+Each ``%mlplat`` command has its twin here with the same arguments. This layer
+holds the process's current state (one :class:`Tracker`) and calls the domain
+modules; it has no parsing or display logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .identity import current_identity
+from .settings import get_settings
+
+_tracker = None
+
+
+def _get_tracker():
+    global _tracker
+    if _tracker is None:
+        from .tracking import Tracker
+
+        _tracker = Tracker(get_settings())
+    return _tracker
+
+
+def reset() -> None:
+    """Forget the active experiment and run state (after changing settings; tests)."""
+    global _tracker
+    if _tracker is not None:
+        _tracker._flush_quietly()
+    _tracker = None
+
+
+@dataclass
+class Status:
+    user: str
+    teams: list[str]
+    teams_source: str
+    mode: str
+    tracking_uri: str
+    tracking_reachable: bool | None
+    feature_repo: str
+    feature_repo_ready: bool
+    experiment: str | None
+    active_run: str | None
+    last_run: str | None
+    data_dir: str
+    problems: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        reach = {True: "reachable", False: "UNREACHABLE", None: "local store"}
+        return [
+            ("user", self.user),
+            ("teams", f"{', '.join(self.teams) or 'none'} (from {self.teams_source})"),
+            ("mode", self.mode),
+            ("tracking", f"{self.tracking_uri} ({reach[self.tracking_reachable]})"),
+            (
+                "features",
+                f"{self.feature_repo} ({'ready' if self.feature_repo_ready else 'not found'})",
+            ),
+            ("experiment", self.experiment or "none yet (set with %mlplat experiment NAME)"),
+            ("active run", self.active_run or "none"),
+            ("last run", self.last_run or "none"),
+            ("data dir", self.data_dir),
+        ]
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        lines = [f"{k:<{width}}  {v}" for k, v in self.rows()]
+        lines += [f"! {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self.rows()
+        )
+        notes = "".join(f"<p>⚠ {html.escape(p)}</p>" for p in self.problems)
+        return f"<table>{body}</table>{notes}"
+
+
+def status() -> Status:
+    """Who you are, your teams, the mode, the backends and what is active."""
+    from pathlib import Path
+
+    from .errors import ServiceUnavailable
+    from .tracking import check_reachable
+
+    settings = get_settings()
+    identity = current_identity(settings)
+    tracker = _tracker
+    problems: list[str] = []
+    reachable: bool | None = None
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        try:
+            check_reachable(settings.tracking_uri, min(2.0, settings.tracking_retry_seconds))
+            reachable = True
+        except ServiceUnavailable as exc:
+            reachable = False
+            problems.append(str(exc))
+    repo_ready = (Path(settings.feature_repo) / "feature_store.yaml").is_file()
+    if not repo_ready:
+        problems.append(
+            f"No Feast repo at {settings.feature_repo}; run `mlplat demo features` or set "
+            "MLPLAT_FEATURE_REPO."
+        )
+    return Status(
+        user=identity.user,
+        teams=list(identity.teams),
+        teams_source=identity.source,
+        mode=settings.mode,
+        tracking_uri=settings.tracking_uri,
+        tracking_reachable=reachable,
+        feature_repo=settings.feature_repo,
+        feature_repo_ready=repo_ready,
+        experiment=tracker.experiment.name if tracker and tracker.experiment else None,
+        active_run=tracker.active_run.run_id if tracker and tracker.active_run else None,
+        last_run=tracker.last_run.run_id if tracker and tracker.last_run else None,
+        data_dir=settings.home,
+        problems=problems,
+    )
+
+
+def set_experiment(name: str, team: str | None = None):
+    """Make ``<team>/<name>`` the active experiment (created if missing)."""
+    return _get_tracker().set_experiment(name, team)
+
+
+def start_run(
+    name: str | None = None, params: Mapping[str, object] | None = None, autolog: bool | None = None
+):
+    """Start a run in the active experiment; end it with :func:`end_run`."""
+    return _get_tracker().start_run(name, params, autolog)
+
+
+def end_run(status: str = "FINISHED"):
+    """End the active run, sending its buffered metrics first."""
+    return _get_tracker().end_run(status)
+
+
+@contextlib.contextmanager
+def run(
+    name: str | None = None, params: Mapping[str, object] | None = None, autolog: bool | None = None
+) -> Iterator:
+    """``with mlplat.run("baseline", params={"lr": 0.1}):`` — twin of ``%%mlplat run``."""
+    with _get_tracker().run(name, params, autolog) as info:
+        yield info
+
+
+def log(metrics: Mapping[str, object] | None = None, /, *, step: int | None = None, **kwargs):
+    """Log metrics to the active run (or the last one): ``mlplat.log(loss=0.2, acc=0.9)``.
+
+    Metrics are buffered and sent in batches; names that are not Python
+    identifiers go in the dict: ``mlplat.log({"val/loss": 0.3})``.
+    """
+    values = dict(metrics or {})
+    values.update(kwargs)
+    return _get_tracker().log_metrics(values, step)
+
+
+def flush() -> int:
+    """Send buffered metrics now; returns how many were sent."""
+    return _get_tracker().flush() if _tracker is not None else 0
+
+
+def active_run():
+    return _tracker.active_run if _tracker else None
+
+
+def last_run():
+    """The active run, or the last one that ended, or ``None``."""
+    if _tracker is None:
+        return None
+    return _tracker.active_run or _tracker.last_run
+
+
+def get_features(features: str | Sequence[str], entities, *, historical: bool = False):
+    """Feast features for ``entities`` as a pandas DataFrame (online unless ``historical``).
+
+    With a run active, the feature references, views, row count and time range
+    are logged to it as lineage.
+    """
+    from .features import get_features as retrieve
+
+    result = retrieve(features, entities, historical=historical)
+    tracker = _tracker
+    if tracker is not None and tracker.active_run is not None:
+        tracker.log_feature_lineage(result.lineage)
+    return result.df

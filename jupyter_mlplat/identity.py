@@ -1,0 +1,62 @@
+"""Who the user is and which teams they act for.
+
+Outside JupyterHub the user comes from ``JUPYTERHUB_USER`` or the OS and the
+teams from ``MLPLAT_TEAMS`` (both via :mod:`.settings`). Experiments and other
+team-owned resources are named ``<team>/<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import PermissionDenied, UsageError
+from .settings import MlplatSettings, get_settings
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}\Z")
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    teams: tuple[str, ...]
+    source: str
+
+    @property
+    def default_team(self) -> str:
+        if not self.teams:
+            raise PermissionDenied(
+                f"User {self.user!r} belongs to no team; ask a platform admin to add you "
+                "to one (or set MLPLAT_TEAMS outside JupyterHub)."
+            )
+        return self.teams[0]
+
+    def check_team(self, team: str) -> str:
+        if team not in self.teams:
+            raise PermissionDenied(
+                f"You ({self.user}) are not a member of team {team!r}; use one of your "
+                f"teams: {', '.join(self.teams) or 'none'}."
+            )
+        return team
+
+    def scoped_name(self, name: str, team: str | None = None) -> tuple[str, str]:
+        """``(team, "<team>/<name>")`` for a name that may already carry its team."""
+        if "/" in name:
+            prefix, _, rest = name.partition("/")
+            if team and team != prefix:
+                raise UsageError(
+                    f"{name!r} names team {prefix!r} but --team says {team!r}; give the team once."
+                )
+            team, name = prefix, rest
+        team = self.check_team(team or self.default_team)
+        if not _NAME.match(name):
+            raise UsageError(
+                f"{name!r} is not a valid name; use letters, digits, spaces, '_', '-' or '.' "
+                "(up to 200 characters)."
+            )
+        return team, f"{team}/{name}"
+
+
+def current_identity(settings: MlplatSettings | None = None) -> Identity:
+    settings = settings or get_settings()
+    return Identity(user=settings.user, teams=tuple(settings.teams), source=settings.teams_source)

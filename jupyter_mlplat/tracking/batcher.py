@@ -1,0 +1,97 @@
+"""Buffering metrics so a loop of log calls becomes a few ``log_batch`` requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+# MLflow refuses a batch with more metrics than this.
+MLFLOW_MAX_METRICS_PER_BATCH = 1000
+
+
+class MetricBatcher:
+    """Collects metrics per run and sends them with ``MlflowClient.log_batch``.
+
+    A batch goes out when ``batch_size`` metrics are waiting, when the oldest
+    waiting metric is older than ``flush_seconds`` (checked on the next call),
+    and whenever :meth:`flush` is called (end of a cell, end of a run, exit).
+    Steps count up per run and key when the caller gives none.
+    """
+
+    def __init__(self, send, batch_size: int = 1000, flush_seconds: float = 2.0):
+        self._send = send  # callable(run_id, list[Metric])
+        self.batch_size = max(1, min(batch_size, MLFLOW_MAX_METRICS_PER_BATCH))
+        self.flush_seconds = flush_seconds
+        self._pending: dict[str, list] = defaultdict(list)
+        self._oldest: float | None = None
+        self._steps: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._metric_cls = None
+
+    def _metric(self, key, value, timestamp, step):
+        if self._metric_cls is None:
+            from mlflow.entities import Metric
+
+            self._metric_cls = Metric
+        return self._metric_cls(key, value, timestamp, step)
+
+    def add(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> int:
+        """Queue ``metrics`` for ``run_id``; returns how many are waiting afterwards."""
+        timestamp = int(time.time() * 1000)
+        with self._lock:
+            queue = self._pending[run_id]
+            for key, value in metrics.items():
+                if step is None:
+                    this_step = self._steps.get((run_id, key), -1) + 1
+                else:
+                    this_step = step
+                self._steps[(run_id, key)] = this_step
+                queue.append(self._metric(key, value, timestamp, this_step))
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            waiting = sum(len(q) for q in self._pending.values())
+            due = waiting >= self.batch_size or (
+                time.monotonic() - self._oldest >= self.flush_seconds
+            )
+        if due:
+            self.flush()
+            return 0
+        return waiting
+
+    def pending(self, run_id: str | None = None) -> int:
+        with self._lock:
+            if run_id is not None:
+                return len(self._pending.get(run_id, ()))
+            return sum(len(q) for q in self._pending.values())
+
+    def flush(self, run_id: str | None = None) -> int:
+        """Send what is waiting (for one run or all); returns the number sent.
+
+        Metrics that fail to send are put back so a retry after the server
+        returns loses nothing.
+        """
+        with self._lock:
+            run_ids = [run_id] if run_id is not None else list(self._pending)
+            taken = {rid: self._pending.pop(rid, []) for rid in run_ids}
+            if not any(self._pending.values()):
+                self._oldest = None
+        sent = 0
+        for rid, metrics in taken.items():
+            for start in range(0, len(metrics), self.batch_size):
+                chunk = metrics[start : start + self.batch_size]
+                try:
+                    self._send(rid, chunk)
+                except BaseException:
+                    with self._lock:
+                        self._pending[rid][:0] = metrics[start:]
+                        self._oldest = self._oldest or time.monotonic()
+                    raise
+                sent += len(chunk)
+        return sent
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop step counters of a finished run."""
+        with self._lock:
+            for key in [k for k in self._steps if k[0] == run_id]:
+                del self._steps[key]
