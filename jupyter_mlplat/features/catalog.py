@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NotFoundError, ServiceUnavailable, UsageError
@@ -102,7 +102,7 @@ class ViewInfo:
 
 @dataclass(frozen=True)
 class Resolved:
-    """Validated references of one request."""
+    """Validated references of one request, with what every retrieval of them reuses."""
 
     refs: tuple[str, ...]
     views: tuple[str, ...]
@@ -110,6 +110,29 @@ class Resolved:
     pii_refs: tuple[str, ...]
     # (feature, view, other view) when two views share a feature name, else None.
     collision: tuple[str, str, str] | None = None
+    refs_list: list[str] = field(default_factory=list, compare=False)
+    names: tuple[str, ...] = ()
+    full_names: tuple[str, ...] = ()
+    lineage: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def build(cls, refs, views, join_keys, pii_refs, collision=None) -> Resolved:
+        return cls(
+            refs,
+            views,
+            join_keys,
+            pii_refs,
+            collision,
+            refs_list=list(refs),
+            names=tuple(r.partition(":")[2] for r in refs),
+            full_names=tuple(r.replace(":", "__", 1) for r in refs),
+            lineage={
+                "feature_refs": list(refs),
+                "feature_views": list(views),
+                "join_keys": list(join_keys),
+                "pii_features": list(pii_refs),
+            },
+        )
 
     def check_names(self, full_feature_names: bool) -> None:
         """Short feature names must be unique unless full names are asked for."""
@@ -121,9 +144,8 @@ class Resolved:
             )
 
     def output_names(self, full_feature_names: bool) -> tuple[str, ...]:
-        if full_feature_names:
-            return tuple(r.replace(":", "__", 1) for r in self.refs)
-        return tuple(r.partition(":")[2] for r in self.refs)
+        """Column names Feast gives the features."""
+        return self.full_names if full_feature_names else self.names
 
 
 def _is_true(tags: dict | None, key: str = "pii") -> bool:
@@ -152,7 +174,7 @@ class FeatureCatalog:
         self.ttl = ttl
         self._views: dict[str, ViewInfo] | None = None
         self._built = 0.0
-        self._resolved: dict[tuple[str, ...], Resolved] = {}
+        self._resolved: dict[object, Resolved] = {}
         self._lock = threading.Lock()
 
     def views(self) -> dict[str, ViewInfo]:
@@ -173,19 +195,25 @@ class FeatureCatalog:
         """Forget the map; the next request re-reads the registry from storage."""
         self._rebuild(refresh=True)
 
-    def resolve(self, refs: tuple[str, ...]) -> Resolved:
-        """Check parsed references against the repo (cached per reference tuple)."""
+    def resolve(self, refs) -> Resolved:
+        """Check references (a list of ``view:feature`` or one comma-separated string)
+        against the repo; the answer is cached per distinct ``refs`` until the map is rebuilt."""
         views = self.views()
-        hit = self._resolved.get(refs)
+        try:
+            key = refs if isinstance(refs, str) else tuple(refs)
+            hit = self._resolved.get(key)
+        except TypeError:  # not iterable, or unhashable items: parse_refs explains
+            key, hit = None, None
         if hit is not None:
             return hit
+        parsed = parse_refs(refs)
         try:
-            resolved = self._resolve(refs, views)
+            resolved = self._resolve(parsed, views)
         except NotFoundError:
             # Maybe someone applied new definitions since: look again once, then give up.
-            resolved = self._resolve(refs, self._rebuild(refresh=True))
-        if len(self._resolved) < 256:
-            self._resolved[refs] = resolved
+            resolved = self._resolve(parsed, self._rebuild(refresh=True))
+        if key is not None and len(self._resolved) < 256:
+            self._resolved[key] = resolved
         return resolved
 
     def _resolve(self, refs: tuple[str, ...], views: dict[str, ViewInfo]) -> Resolved:
@@ -219,4 +247,4 @@ class FeatureCatalog:
             join_keys.update(dict.fromkeys(info.join_keys))
             if feature in info.pii:
                 pii.append(ref)
-        return Resolved(refs, tuple(view_names), tuple(join_keys), tuple(pii), collision)
+        return Resolved.build(refs, tuple(view_names), tuple(join_keys), tuple(pii), collision)

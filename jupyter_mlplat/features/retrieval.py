@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, ServiceUnavailable, UsageError
-from .catalog import FeatureCatalog, Resolved, check_repo, listing, parse_refs
+from .catalog import FeatureCatalog, Resolved, check_repo, listing
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -47,6 +47,18 @@ class FeatureResult:
         return self.df._repr_html_()
 
 
+_DATAFRAME: type | None = None
+
+
+def _dataframe_type() -> type:
+    global _DATAFRAME
+    if _DATAFRAME is None:
+        import pandas as pd
+
+        _DATAFRAME = pd.DataFrame
+    return _DATAFRAME
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0].rstrip(".") if text else type(exc).__name__
@@ -57,6 +69,7 @@ class FeatureRetriever:
 
     def __init__(self, repo_path: str | Path, *, catalog_ttl: float = 60.0):
         self.repo = check_repo(repo_path)
+        self._repo_str = str(self.repo)
         self._store = None
         self._lock = threading.Lock()
         self.catalog = FeatureCatalog(
@@ -122,19 +135,17 @@ class FeatureRetriever:
         """Features ``refs`` (``"view:feature"`` list or comma-separated string) for the
         rows of the DataFrame ``entities``; online (latest values) unless ``historical``,
         which joins point-in-time correct values as of each row's ``event_timestamp``."""
-        resolved = self.catalog.resolve(parse_refs(refs))
-        resolved.check_names(full_feature_names)
+        resolved = self.catalog.resolve(refs)
+        if resolved.collision:
+            resolved.check_names(full_feature_names)
         self._check_entities(entities, resolved, historical)
         lineage: dict[str, Any] = {
             "mode": "historical" if historical else "online",
-            "feature_refs": list(resolved.refs),
-            "feature_views": list(resolved.views),
-            "join_keys": list(resolved.join_keys),
+            **resolved.lineage,
             "rows": len(entities),
-            "repo": str(self.repo),
-            "project": self.project,
+            "repo": self._repo_str,
+            "project": self.store.project,
             "retrieved_at": datetime.now(timezone.utc).isoformat(),
-            "pii_features": list(resolved.pii_refs),
         }
         if historical:
             df, first, last = self._historical(resolved, entities, full_feature_names)
@@ -145,9 +156,20 @@ class FeatureRetriever:
         return FeatureResult(df, lineage)
 
     def _check_entities(self, entities, resolved: Resolved, historical: bool) -> None:
-        import pandas as pd
+        # The cheap checks run on every call; messages are built only on failure.
+        if not isinstance(entities, _dataframe_type()):
+            self._entities_error(entities, resolved, historical)
+        columns = entities.columns
+        for key in resolved.join_keys:
+            if key not in columns:
+                self._entities_error(entities, resolved, historical)
+        if historical and TIMESTAMP_COLUMN not in columns:
+            self._entities_error(entities, resolved, historical)
+        if not len(entities):
+            self._entities_error(entities, resolved, historical)
 
-        if not isinstance(entities, pd.DataFrame):
+    def _entities_error(self, entities, resolved: Resolved, historical: bool):
+        if not isinstance(entities, _dataframe_type()):
             keys = ", ".join(resolved.join_keys) or "the join keys"
             raise UsageError(
                 f"Entities must be a pandas DataFrame, not {type(entities).__name__}, so "
@@ -166,10 +188,9 @@ class FeatureRetriever:
                 f"Historical retrieval needs an {TIMESTAMP_COLUMN!r} column in the entities "
                 "DataFrame, so add one with the as-of time of each row or drop --historical."
             )
-        if len(entities) == 0:
-            raise UsageError(
-                "The entities DataFrame has no rows, so pass at least one entity to look up."
-            )
+        raise UsageError(
+            "The entities DataFrame has no rows, so pass at least one entity to look up."
+        )
 
     def _online(self, resolved: Resolved, entities, full_feature_names: bool):
         import pandas as pd
@@ -177,7 +198,7 @@ class FeatureRetriever:
         rows = {key: entities[key].tolist() for key in resolved.join_keys}
         try:
             response = self.store.get_online_features(
-                features=list(resolved.refs),
+                features=resolved.refs_list,
                 entity_rows=rows,
                 full_feature_names=full_feature_names,
             )
@@ -188,7 +209,7 @@ class FeatureRetriever:
             col: data[col] if col in rows else entities[col].to_numpy()
             for col in entities.columns
         }
-        for name in resolved.output_names(full_feature_names):
+        for name in resolved.full_names if full_feature_names else resolved.names:
             columns[name] = data[name]
         return pd.DataFrame(columns, index=entities.index)
 
@@ -220,7 +241,7 @@ class FeatureRetriever:
         try:
             job = self.store.get_historical_features(
                 entity_df=unique,
-                features=list(resolved.refs),
+                features=resolved.refs_list,
                 full_feature_names=full_feature_names,
             )
             answer = job.to_df()

@@ -1,0 +1,43 @@
+# jupyter-mlplat: `make up` starts the embedded platform, `make test` runs the suite.
+# Both create .venv and install everything they need on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.mlplat-installed
+PYTEST_ARGS ?=
+
+.PHONY: up test install lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): | $(PY)
+	$(PY) -m pip install --quiet uv
+
+$(STAMP): pyproject.toml | $(UV)
+	$(UV) pip install --python $(PY) --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(VENV)/bin/mlplat up
+
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check jupyter_mlplat tests benchmarks
+	$(VENV)/bin/ruff format --check jupyter_mlplat tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix jupyter_mlplat tests benchmarks
+	$(VENV)/bin/ruff format jupyter_mlplat tests benchmarks
+
+bench: install
+	$(PY) benchmarks/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
