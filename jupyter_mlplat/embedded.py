@@ -27,17 +27,50 @@ def _bin(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> None:
+    """Wait until ``url`` answers, failing early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} did not come up: the process exited with {proc.returncode}.")
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url} did not come up: the process exited with {proc.returncode}.")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s.")
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s.")
+
+
+def start_mlflow_server(
+    backend_uri: str, artifacts: Path, host: str, port: int, log_path: Path, timeout: float = 180
+) -> subprocess.Popen:
+    """``mlflow server`` with one worker, started and waited for; its output goes to ``log_path``."""
+    command = [
+        _bin("mlflow"), "server",
+        "--backend-store-uri", backend_uri,
+        "--artifacts-destination", str(artifacts),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_http(f"http://{host}:{port}/health", proc, timeout)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _interrupt(*_args) -> None:
@@ -57,16 +90,6 @@ def prepare_home(settings: MlplatSettings) -> dict[str, str]:
     profile.mkdir(parents=True, exist_ok=True)
     (profile / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG)
     return {"IPYTHONDIR": str(ipython_dir)}
-
-
-def mlflow_command(settings: MlplatSettings, host: str, port: int) -> list[str]:
-    home = Path(settings.home)
-    return [
-        _bin("mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{home / 'mlflow-server.db'}",
-        "--artifacts-destination", str(home / "mlartifacts"),
-        "--host", host, "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
 
 
 def lab_command(host: str, port: int, notebook_dir: str) -> list[str]:
@@ -95,33 +118,28 @@ def up(
     logs = Path(settings.home) / "logs"
     logs.mkdir(exist_ok=True)
     procs: list[subprocess.Popen] = []
-
-    def stop() -> None:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
     try:
-        with open(logs / "mlflow.log", "ab") as log:
-            procs.append(
-                subprocess.Popen(
-                    mlflow_command(settings, host, mlflow_port), stdout=log, stderr=subprocess.STDOUT
-                )
-            )
+        home = Path(settings.home)
         print(f"mlplat: starting MLflow at {tracking_uri} (log: {logs / 'mlflow.log'})")
-        _wait_http(tracking_uri + "/health", procs[0], 180)
+        procs.append(
+            start_mlflow_server(
+                f"sqlite:///{home / 'mlflow-server.db'}",
+                home / "mlartifacts",
+                host,
+                mlflow_port,
+                logs / "mlflow.log",
+            )
+        )
         env = {
             **os.environ,
             **extra_env,
             "MLPLAT_HOME": settings.home,
             "MLPLAT_TRACKING_URI": tracking_uri,
             "MLPLAT_FEATURE_REPO": settings.feature_repo,
-            "MLPLAT_TEAMS": os.environ.get("MLPLAT_TEAMS", teams),
+            # Teams the user set explicitly win over the demo default.
+            "MLPLAT_TEAMS": ",".join(settings.teams)
+            if settings.teams_source == "MLPLAT_TEAMS"
+            else teams,
         }
         procs.append(subprocess.Popen(lab_command(host, lab_port, notebook_dir), env=env))
         print(
@@ -135,5 +153,9 @@ def up(
         return 1 if failed else 0
     except KeyboardInterrupt:
         return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"mlplat: {exc} See the logs in {logs}.")
+        return 1
     finally:
-        stop()
+        for proc in reversed(procs):
+            stop_process(proc)
