@@ -17,7 +17,7 @@ $(UV): | $(PY)
 	$(PY) -m pip install --quiet uv
 
 $(STAMP): pyproject.toml | $(UV)
-	$(UV) pip install --python $(PY) --quiet -e ".[test]"
+	$(UV) pip install --python $(PY) --quiet --compile-bytecode -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)

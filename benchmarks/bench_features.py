@@ -42,7 +42,7 @@ REFS = [
 
 
 def _repeats(n: int, scale: float) -> int:
-    base = {1: 400, 100: 120, 1000: 40}.get(n, 40)
+    base = {1: 1000, 100: 150, 1000: 40}.get(n, 40)
     return max(5, int(base * scale))
 
 
@@ -87,28 +87,7 @@ def run_feature_benchmark(
 
     results = []
     for n in sizes:
-        entities = _entities(n)
-        keys = list(entities.columns)
-
-        def ours():
-            return fetch(refs, entities)
-
-        def raw():
-            rows = {k: entities[k].tolist() for k in keys}
-            return store.get_online_features(features=refs, entity_rows=rows).to_df()
-
-        def raw_records():
-            rows = entities.to_dict("records")
-            return store.get_online_features(features=refs, entity_rows=rows).to_df()
-
-        for _ in range(warmup):
-            ours(), raw(), raw_records()
-        times: dict[str, list[float]] = {"ours": [], "raw": [], "raw_records": []}
-        order = [("ours", ours), ("raw", raw), ("raw_records", raw_records)]
-        gc.collect()
-        for i in range(_repeats(n, scale)):
-            for name, fn in order if i % 2 == 0 else order[::-1]:
-                times[name].append(_time(fn))
+        times = _measure(store, fetch, refs, _entities(n), _repeats(n, scale), warmup)
         ours_ms = statistics.median(times["ours"])
         raw_ms = statistics.median(times["raw"])
         records_ms = statistics.median(times["raw_records"])
@@ -126,6 +105,37 @@ def run_feature_benchmark(
             }
         )
     return results
+
+
+def _measure(store, fetch, refs, entities, repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each contender, interleaved, order alternating."""
+    keys = list(entities.columns)
+
+    def ours():
+        return fetch(refs, entities)
+
+    def raw():
+        rows = {k: entities[k].tolist() for k in keys}
+        return store.get_online_features(features=refs, entity_rows=rows).to_df()
+
+    def raw_records():
+        rows = entities.to_dict("records")
+        return store.get_online_features(features=refs, entity_rows=rows).to_df()
+
+    order = [("ours", ours), ("raw", raw), ("raw_records", raw_records)]
+    for _ in range(warmup):
+        for _name, fn in order:
+            fn()
+    times: dict[str, list[float]] = {name: [] for name, _ in order}
+    gc.collect()
+    gc.disable()  # collector pauses would land on whichever call triggers them
+    try:
+        for i in range(repeats):
+            for name, fn in order if i % 2 == 0 else order[::-1]:
+                times[name].append(_time(fn))
+    finally:
+        gc.enable()
+    return times
 
 
 def format_table(results: list[dict]) -> str:

@@ -27,6 +27,15 @@ def _bin(name: str) -> str:
     return str(local) if local.exists() else name
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> None:
     """Wait until ``url`` answers, failing early if ``proc`` exits."""
     deadline = time.monotonic() + timeout

@@ -46,6 +46,8 @@ def _parser(prog: str, **kwargs) -> _Parser:
 
 
 def _split(line: str) -> list[str]:
+    if not any(ch in line for ch in "'\"\\"):
+        return line.split()  # the common case, several times faster than shlex
     try:
         return shlex.split(line)
     except ValueError as exc:
@@ -92,7 +94,9 @@ class MlplatMagics(Magics):
                 "(`%mlplat help` explains each)."
             )
         if command == "run" and cell is None:
-            raise UsageError("`run` is a cell magic: put `%%mlplat run` on the first line of a cell.")
+            raise UsageError(
+                "`run` is a cell magic: put `%%mlplat run` on the first line of a cell."
+            )
         if command != "run" and cell is not None:
             raise UsageError(f"`{command}` is a line magic: use `%mlplat {command}` (one %).")
         try:
@@ -117,10 +121,15 @@ class MlplatMagics(Magics):
     def _cmd_log(self, args):
         from .params import parse_pairs
 
-        ns = _LOG.parse_args(args)
-        if not ns.pairs:
+        # Logging sits in training loops: skip argparse when there are no options.
+        if any(arg.startswith("-") for arg in args):
+            ns = _LOG.parse_args(args)
+            pairs, step = ns.pairs, ns.step
+        else:
+            pairs, step = args, None
+        if not pairs:
             raise UsageError("Give at least one metric, like `%mlplat log loss=0.25`.")
-        return fluent.log(parse_pairs(ns.pairs), step=ns.step)
+        return fluent.log(parse_pairs(pairs), step=step)
 
     def _cmd_features(self, args):
         ns = _FEATURES.parse_args(args)

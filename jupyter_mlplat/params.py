@@ -7,8 +7,8 @@ Values are Python literals when they parse as one (``lr=0.1``, ``n=3``,
 from __future__ import annotations
 
 import ast
-import re
 import numbers
+import re
 from collections.abc import Iterable
 
 from .errors import UsageError

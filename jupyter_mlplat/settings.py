@@ -148,7 +148,9 @@ class MlplatSettings(Configurable):
 
     @default("feature_repo")
     def _default_feature_repo(self):
-        return str(Path(_env("MLPLAT_FEATURE_REPO", str(Path(self.home) / "feature_repo"))).expanduser())
+        return str(
+            Path(_env("MLPLAT_FEATURE_REPO", str(Path(self.home) / "feature_repo"))).expanduser()
+        )
 
     user = Unicode(
         config=True,
@@ -183,7 +185,9 @@ class MlplatSettings(Configurable):
 
     @default("teams_source")
     def _default_teams_source(self):
-        return "MLPLAT_TEAMS" if _env("MLPLAT_TEAMS") is not None else "default (MLPLAT_TEAMS not set)"
+        return (
+            "MLPLAT_TEAMS" if _env("MLPLAT_TEAMS") is not None else "default (MLPLAT_TEAMS not set)"
+        )
 
     notebook_path = Unicode(
         config=True,

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-from jupyter_mlplat.embedded import start_mlflow_server, stop_process
+from jupyter_mlplat.embedded import free_port, start_mlflow_server, stop_process
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["MlflowServer", "free_port"]
 
 
 class MlflowServer:

@@ -90,7 +90,9 @@ def test_autolog_records_a_sklearn_fit(shell):
 def test_a_failing_cell_ends_the_run_failed_and_the_error_reaches_the_user(shell):
     from mlflow import MlflowClient
 
-    result, captured = run_cell(shell, "%%mlplat run doomed --no-autolog\nraise ValueError('bad data')\n")
+    result, captured = run_cell(
+        shell, "%%mlplat run doomed --no-autolog\nraise ValueError('bad data')\n"
+    )
     assert isinstance(result.error_in_exec, ValueError)
     assert "bad data" in captured.stdout + captured.stderr
     run = MlflowClient(tracking_uri=mlplat.status().tracking_uri).get_run(mlplat.last_run().run_id)
@@ -142,4 +144,10 @@ def test_load_ext_imports_no_heavy_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert loaded == {"feast": False, "kfp": False, "kserve": False, "mlflow": False, "pandas": False}
+    assert loaded == {
+        "feast": False,
+        "kfp": False,
+        "kserve": False,
+        "mlflow": False,
+        "pandas": False,
+    }

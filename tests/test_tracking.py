@@ -94,7 +94,10 @@ def test_metrics_in_a_loop_are_batched(configure, tracking_uri):
         tracker = mlplat.fluent._tracker
         calls = []
         send = tracker.batcher._send
-        tracker.batcher._send = lambda run_id, metrics: (calls.append(len(metrics)), send(run_id, metrics))
+        tracker.batcher._send = lambda run_id, metrics: (
+            calls.append(len(metrics)),
+            send(run_id, metrics),
+        )
         for i in range(1250):
             mlplat.log(loss=1.0 / (i + 1), acc=i / 1250)
     # 2,500 metrics in 1,000-metric batches: three requests, not 2,500.

@@ -5,7 +5,6 @@ first retrieval or when the demo repo is created.
 """
 
 from .catalog import FeatureRepoUnavailable, parse_refs
-from .demo_repo import create_demo_repo
 from .retrieval import (
     FeatureResult,
     FeatureRetriever,
@@ -24,3 +23,13 @@ __all__ = [
     "get_retriever",
     "parse_refs",
 ]
+
+
+def __getattr__(name: str):
+    # Imported on demand so that `python -m jupyter_mlplat.features.demo_repo` does not find
+    # its own module already imported by this package.
+    if name == "create_demo_repo":
+        from .demo_repo import create_demo_repo
+
+        return create_demo_repo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

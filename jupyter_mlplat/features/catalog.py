@@ -98,6 +98,8 @@ class ViewInfo:
     join_keys: tuple[str, ...]
     pii: frozenset[str]
     kind: str
+    # join key -> Feast type name (INT64, STRING...), where the view declares it
+    key_types: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,10 @@ class Resolved:
     names: tuple[str, ...] = ()
     full_names: tuple[str, ...] = ()
     lineage: dict = field(default_factory=dict, compare=False)
+    key_types: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def build(cls, refs, views, join_keys, pii_refs, collision=None) -> Resolved:
+    def build(cls, refs, views, join_keys, pii_refs, collision=None, key_types=None) -> Resolved:
         return cls(
             refs,
             views,
@@ -132,6 +135,7 @@ class Resolved:
                 "join_keys": list(join_keys),
                 "pii_features": list(pii_refs),
             },
+            key_types=dict(key_types or {}),
         )
 
     def check_names(self, full_feature_names: bool) -> None:
@@ -159,15 +163,28 @@ def view_info(view) -> ViewInfo:
     if not flagged and _is_true(getattr(view, "tags", None)):
         flagged = set(features)  # a PII view without field tags: every feature counts
     kind = type(view).__name__
-    join_keys = tuple(getattr(view, "join_keys", None) or ()) if kind != "OnDemandFeatureView" else ()
-    return ViewInfo(view.name, features, join_keys, frozenset(flagged), kind)
+    join_keys = (
+        tuple(getattr(view, "join_keys", None) or ()) if kind != "OnDemandFeatureView" else ()
+    )
+    declared = {f.name: getattr(f.dtype, "name", str(f.dtype)) for f in _entity_columns(view)}
+    key_types = tuple((k, declared[k]) for k in join_keys if k in declared)
+    return ViewInfo(view.name, features, join_keys, frozenset(flagged), kind, key_types)
+
+
+def _entity_columns(view) -> list:
+    return list(getattr(view, "entity_columns", None) or ())
 
 
 class FeatureCatalog:
     """View → features map of one Feast store, rebuilt at most every ``ttl`` seconds."""
 
-    def __init__(self, list_views: Callable[[], list], refresh: Callable[[], None], repo: Path,
-                 ttl: float = 60.0):
+    def __init__(
+        self,
+        list_views: Callable[[], list],
+        refresh: Callable[[], None],
+        repo: Path,
+        ttl: float = 60.0,
+    ):
         self._list_views = list_views
         self._refresh = refresh
         self.repo = repo
@@ -219,6 +236,7 @@ class FeatureCatalog:
     def _resolve(self, refs: tuple[str, ...], views: dict[str, ViewInfo]) -> Resolved:
         view_names: dict[str, None] = {}
         join_keys: dict[str, None] = {}
+        key_types: dict[str, str] = {}
         pii: list[str] = []
         seen_names: dict[str, str] = {}
         collision = None
@@ -245,6 +263,9 @@ class FeatureCatalog:
             seen_names.setdefault(feature, view_name)
             view_names[view_name] = None
             join_keys.update(dict.fromkeys(info.join_keys))
+            key_types.update(info.key_types)
             if feature in info.pii:
                 pii.append(ref)
-        return Resolved.build(refs, tuple(view_names), tuple(join_keys), tuple(pii), collision)
+        return Resolved.build(
+            refs, tuple(view_names), tuple(join_keys), tuple(pii), collision, key_types
+        )

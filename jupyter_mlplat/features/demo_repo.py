@@ -268,26 +268,36 @@ def create_demo_repo(
         )
     repo = Path(path).expanduser().resolve()
     if repo.exists() and not repo.is_dir():
-        raise UsageError(f"{repo} is a file, so give a folder path for the demo feature repo.")
+        raise UsageError(f"The path {repo} is a file, so give a folder for the demo feature repo.")
+    config = repo / "feature_store.yaml"
+    if config.is_file() and f"project: {PROJECT}\n" not in config.read_text():
+        raise UsageError(
+            f"The folder {repo} already holds a Feast repository other than the demo, so give "
+            "another folder for the demo feature repo."
+        )
     marker = _read_marker(repo)
     if not (marker and _files_present(repo)):
         write_repo_files(repo)
         marker = {}
         _write_marker(repo, applied=False, materialized=False)
-    applied = bool(marker.get("applied"))
+    # Apply also creates the online store's tables, so both files must still be there.
+    stores = all((repo / "data" / n).is_file() for n in ("registry.db", "online_store.db"))
+    applied = bool(marker.get("applied")) and stores
     materialized = bool(marker.get("materialized")) and applied
     if (apply and not applied) or (materialize and not materialized):
         from feast import FeatureStore
 
         store = FeatureStore(repo_path=str(repo))
+        # The marker is downgraded before each step, so a failed step is redone next time.
         with _quiet(quiet):
             if apply and not applied:
+                _write_marker(repo, applied=False, materialized=False)
                 store.apply(feast_objects(repo))
-                applied = True
+                applied, materialized = True, False
                 _write_marker(repo, applied=True, materialized=False)
             if materialize and not materialized:
+                _write_marker(repo, applied=True, materialized=False)
                 store.materialize(START, END)
-                materialized = True
                 _write_marker(repo, applied=True, materialized=True)
     return repo
 

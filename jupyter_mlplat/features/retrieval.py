@@ -203,11 +203,13 @@ class FeatureRetriever:
                 full_feature_names=full_feature_names,
             )
         except Exception as exc:
-            raise self._translate(exc) from exc
+            error = self._translate(exc)
+            if error is exc:
+                raise
+            raise error from exc
         data = response.to_dict()
         columns = {
-            col: data[col] if col in rows else entities[col].to_numpy()
-            for col in entities.columns
+            col: data[col] if col in rows else entities[col].to_numpy() for col in entities.columns
         }
         for name in resolved.full_names if full_feature_names else resolved.names:
             columns[name] = data[name]
@@ -230,6 +232,8 @@ class FeatureRetriever:
             )
         keys = list(resolved.join_keys)
         frame = entities[keys].copy()
+        for key in keys:
+            frame[key] = _as_key_type(frame[key], resolved.key_types.get(key))
         frame[TIMESTAMP_COLUMN] = stamps
         # Feast drops repeated (keys, timestamp) rows and rows older than all feature
         # data, so ask for each distinct row once and put the answers back in input order.
@@ -246,7 +250,10 @@ class FeatureRetriever:
             )
             answer = job.to_df()
         except Exception as exc:
-            raise self._translate(exc) from exc
+            error = self._translate(exc)
+            if error is exc:
+                raise
+            raise error from exc
         names = list(resolved.output_names(full_feature_names))
         answer = answer.drop_duplicates(_KEY, keep="last").set_index(_KEY)[names]
         aligned = answer.reindex(codes)
@@ -274,6 +281,28 @@ class FeatureRetriever:
                 f"({_first_line(exc)}), so run the demo setup or `feast materialize` again."
             )
         return exc
+
+
+_INT_TYPES = {"INT64": "int64", "INT32": "int32"}
+
+
+def _as_key_type(column, feast_type: str | None):
+    """Join key values in the entity's declared type: Feast's file store merges on the
+    column as given, so float ids (common after a pandas merge) or digit strings would warn
+    or fail. Only lossless conversions are made."""
+    import pandas as pd
+
+    target = _INT_TYPES.get(feast_type or "")
+    if target is None or str(column.dtype) == target:
+        return column
+    if column.dtype != bool:
+        numbers = pd.to_numeric(column, errors="coerce")
+        if numbers.notna().all() and (numbers % 1 == 0).all():
+            return numbers.astype(target)
+    raise UsageError(
+        f"The join key column {column.name!r} must hold whole numbers ({feast_type}), so "
+        f"convert it, e.g. entities[{column.name!r}].astype('int64')."
+    )
 
 
 _RETRIEVERS: dict[str, FeatureRetriever] = {}

@@ -25,6 +25,7 @@ class MetricBatcher:
         self.flush_seconds = flush_seconds
         self._pending: dict[str, list] = defaultdict(list)
         self._oldest: float | None = None
+        self._count = 0  # metrics waiting, over all runs
         self._steps: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._metric_cls = None
@@ -39,21 +40,19 @@ class MetricBatcher:
     def add(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> int:
         """Queue ``metrics`` for ``run_id``; returns how many are waiting afterwards."""
         timestamp = int(time.time() * 1000)
+        now = time.monotonic()
+        steps = self._steps
         with self._lock:
             queue = self._pending[run_id]
             for key, value in metrics.items():
-                if step is None:
-                    this_step = self._steps.get((run_id, key), -1) + 1
-                else:
-                    this_step = step
-                self._steps[(run_id, key)] = this_step
+                this_step = steps.get((run_id, key), -1) + 1 if step is None else step
+                steps[(run_id, key)] = this_step
                 queue.append(self._metric(key, value, timestamp, this_step))
+            self._count += len(metrics)
             if self._oldest is None:
-                self._oldest = time.monotonic()
-            waiting = sum(len(q) for q in self._pending.values())
-            due = waiting >= self.batch_size or (
-                time.monotonic() - self._oldest >= self.flush_seconds
-            )
+                self._oldest = now
+            waiting = self._count
+            due = waiting >= self.batch_size or now - self._oldest >= self.flush_seconds
         if due:
             self.flush()
             return 0
@@ -63,7 +62,7 @@ class MetricBatcher:
         with self._lock:
             if run_id is not None:
                 return len(self._pending.get(run_id, ()))
-            return sum(len(q) for q in self._pending.values())
+            return self._count
 
     def flush(self, run_id: str | None = None) -> int:
         """Send what is waiting (for one run or all); returns the number sent.
@@ -74,7 +73,8 @@ class MetricBatcher:
         with self._lock:
             run_ids = [run_id] if run_id is not None else list(self._pending)
             taken = {rid: self._pending.pop(rid, []) for rid in run_ids}
-            if not any(self._pending.values()):
+            self._count -= sum(map(len, taken.values()))
+            if not self._count:
                 self._oldest = None
         sent = 0
         for rid, metrics in taken.items():
@@ -85,13 +85,8 @@ class MetricBatcher:
                 except BaseException:
                     with self._lock:
                         self._pending[rid][:0] = metrics[start:]
+                        self._count += len(metrics) - start
                         self._oldest = self._oldest or time.monotonic()
                     raise
                 sent += len(chunk)
         return sent
-
-    def forget_run(self, run_id: str) -> None:
-        """Drop step counters of a finished run."""
-        with self._lock:
-            for key in [k for k in self._steps if k[0] == run_id]:
-                del self._steps[key]

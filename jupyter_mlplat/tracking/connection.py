@@ -77,6 +77,10 @@ def get_client(settings: MlplatSettings):
             settings.apply_mlflow_env()
             from mlflow import MlflowClient
 
+            from .plugins import defer_feast_header_provider
+
+            defer_feast_header_provider()
+
             client = _clients[uri] = MlflowClient(tracking_uri=uri)
         import mlflow
 

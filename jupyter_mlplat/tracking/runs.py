@@ -280,13 +280,17 @@ class Tracker:
         tags = {
             "mlplat.features.refs": ",".join(refs),
             "mlplat.features.views": ",".join(views),
-            "mlplat.features.rows": str(sum(int(d.get("row_count", 0)) for d in run.feature_lineage)),
+            "mlplat.features.rows": str(
+                sum(int(d.get("rows", 0)) for d in run.feature_lineage)
+            ),
             "mlplat.features.retrievals": str(len(run.feature_lineage)),
         }
         with translated_errors(self.settings):
             client = self.client
             client.log_batch(
-                run.run_id, tags=[RunTag(k, _stringify(v)) for k, v in tags.items()], synchronous=True
+                run.run_id,
+                tags=[RunTag(k, _stringify(v)) for k, v in tags.items()],
+                synchronous=True,
             )
             client.log_dict(run.run_id, {"retrievals": run.feature_lineage}, "mlplat/features.json")
 
