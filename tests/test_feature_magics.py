@@ -64,7 +64,9 @@ def test_historical_features_inside_a_run_are_logged_as_lineage(shell, feast_sto
     run_id = mlplat.last_run().run_id
     client = MlflowClient(tracking_uri=mlplat.status().tracking_uri)
     tags = client.get_run(run_id).data.tags
-    assert tags["mlplat.features.refs"] == "customer_activity:sessions_7d,customer_stats:tenure_months"
+    assert (
+        tags["mlplat.features.refs"] == "customer_activity:sessions_7d,customer_stats:tenure_months"
+    )
     assert tags["mlplat.features.views"] == "customer_activity,customer_stats"
     assert tags["mlplat.features.rows"] == "2"
     path = client.download_artifacts(run_id, "mlplat/features.json")
@@ -83,7 +85,11 @@ def test_historical_features_inside_a_run_are_logged_as_lineage(shell, feast_sto
             NotFoundError,
             "customer_activity, customer_profile, customer_stats",
         ),
-        ("%mlplat features customer_stats:nope --entities customers", NotFoundError, "tenure_months"),
+        (
+            "%mlplat features customer_stats:nope --entities customers",
+            NotFoundError,
+            "tenure_months",
+        ),
         ("%mlplat features customer_stats --entities customers", UsageError, "view:feature"),
         ("%mlplat features customer_stats:tenure_months", UsageError, "--entities"),
         (
@@ -96,7 +102,11 @@ def test_historical_features_inside_a_run_are_logged_as_lineage(shell, feast_sto
             UsageError,
             "event_timestamp",
         ),
-        ("%mlplat features customer_stats:tenure_months --entities not_a_frame", UsageError, "DataFrame"),
+        (
+            "%mlplat features customer_stats:tenure_months --entities not_a_frame",
+            UsageError,
+            "DataFrame",
+        ),
     ],
 )
 def test_feature_mistakes_are_one_line(shell, source, error_type, fragment):

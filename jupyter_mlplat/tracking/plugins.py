@@ -49,5 +49,7 @@ def defer_feast_header_provider() -> None:
         from mlflow.tracking.request_header import registry
     finally:
         plugins._get_entry_points = original
-    if any(p.value.startswith(_FEAST_AUTH_MODULE) for p in original("mlflow.request_header_provider")):
+    if any(
+        p.value.startswith(_FEAST_AUTH_MODULE) for p in original("mlflow.request_header_provider")
+    ):
         registry._request_header_provider_registry.register(DeferredFeastHeaderProvider)

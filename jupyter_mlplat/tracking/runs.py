@@ -280,9 +280,7 @@ class Tracker:
         tags = {
             "mlplat.features.refs": ",".join(refs),
             "mlplat.features.views": ",".join(views),
-            "mlplat.features.rows": str(
-                sum(int(d.get("rows", 0)) for d in run.feature_lineage)
-            ),
+            "mlplat.features.rows": str(sum(int(d.get("rows", 0)) for d in run.feature_lineage)),
             "mlplat.features.retrievals": str(len(run.feature_lineage)),
         }
         with translated_errors(self.settings):
