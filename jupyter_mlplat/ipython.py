@@ -26,8 +26,10 @@ def _flush_after_cell(result=None) -> None:
 
 
 def register(ipython) -> None:
+    from .features.sqlite_compat import install_timestamp_converter
     from .magics import MlplatMagics
 
+    install_timestamp_converter()  # IPython's history may have replaced Feast's converter
     ipython.register_magics(MlplatMagics)
     ipython.set_custom_exc((MlplatError,), show_mlplat_error)
     if _flush_after_cell not in ipython.events.callbacks["post_run_cell"]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import shlex
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
 from . import fluent
 from .errors import UsageError
@@ -39,6 +40,12 @@ class _Parser(argparse.ArgumentParser):
 
 class _HelpShown(Exception):
     pass
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(parser: _Parser, args: tuple[str, ...]) -> argparse.Namespace:
+    """Parsed arguments; cached because the same line often runs in a loop."""
+    return parser.parse_args(list(args))
 
 
 def _parser(prog: str, **kwargs) -> _Parser:
@@ -76,8 +83,14 @@ _FEATURES.add_argument("-o", "--output", metavar="VAR")
 
 @magics_class
 class MlplatMagics(Magics):
+    @no_var_expand
     @line_cell_magic
     def mlplat(self, line: str, cell: str | None = None):
+        if "{" in line or "$" in line:
+            # IPython's own expansion parses every line, even plain ones, and costs more
+            # than a buffered `log`; expand only when there is something to expand.
+            # Depth 2 is the frame that called run_line_magic / run_cell_magic.
+            line = self.shell.var_expand(line, depth=2)
         words = _split(line)
         if not words or words[0] in ("help", "-h", "--help"):
             return self._help()
@@ -115,7 +128,7 @@ class MlplatMagics(Magics):
         return fluent.status()
 
     def _cmd_experiment(self, args):
-        ns = _EXPERIMENT.parse_args(args)
+        ns = _parse(_EXPERIMENT, tuple(args))
         return fluent.set_experiment(ns.name, team=ns.team)
 
     def _cmd_log(self, args):
@@ -123,7 +136,7 @@ class MlplatMagics(Magics):
 
         # Logging sits in training loops: skip argparse when there are no options.
         if any(arg.startswith("-") for arg in args):
-            ns = _LOG.parse_args(args)
+            ns = _parse(_LOG, tuple(args))
             pairs, step = ns.pairs, ns.step
         else:
             pairs, step = args, None
@@ -132,7 +145,7 @@ class MlplatMagics(Magics):
         return fluent.log(parse_pairs(pairs), step=step)
 
     def _cmd_features(self, args):
-        ns = _FEATURES.parse_args(args)
+        ns = _parse(_FEATURES, tuple(args))
         if ns.entities not in self.shell.user_ns:
             raise UsageError(
                 f"There is no variable named {ns.entities!r} in this notebook; create a pandas "
@@ -150,7 +163,7 @@ class MlplatMagics(Magics):
     def _cmd_run(self, args, cell):
         from .params import parse_pairs
 
-        ns = _RUN.parse_args(args)
+        ns = _parse(_RUN, tuple(args))
         params = parse_pairs(ns.param)
         with fluent.run(ns.name, params=params, autolog=False if ns.no_autolog else None):
             value = self._execute(cell)

@@ -14,21 +14,19 @@ from collections.abc import Iterable
 from .errors import UsageError
 
 _LITERALS = {"True": True, "False": False, "None": None}
+# Plain decimal numbers, the most common values, skip the literal parser.
+_INT = re.compile(r"[+-]?\d+\Z")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+|\.\d+[eE][+-]?\d+)\Z")
 
 
 def parse_value(text: str):
     """The Python value of one ``value`` text."""
     if text in _LITERALS:
         return _LITERALS[text]
-    # Fast paths: numbers are by far the most common values.
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
+    if _FLOAT.match(text):
         return float(text)
-    except ValueError:
-        pass
+    if _INT.match(text):
+        return int(text)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -43,7 +41,7 @@ def parse_pair(item: str, *, identifier: bool = False) -> tuple[str, object]:
     """``(key, value)`` from ``key=value``; ``identifier`` demands a Python name."""
     key, sep, value = item.partition("=")
     key = key.strip()
-    ok = key.isidentifier() if identifier else bool(_NAME.match(key))
+    ok = key.isidentifier() or (not identifier and bool(_NAME.match(key)))
     if not sep or not ok:
         raise UsageError(
             f"Could not read {item!r} as key=value; write them like lr=0.1 or name=baseline."

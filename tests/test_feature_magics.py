@@ -114,3 +114,31 @@ def test_feature_mistakes_are_one_line(shell, source, error_type, fragment):
     shell.user_ns["not_a_frame"] = [1000, 1001]
     result, captured = run_cell(shell, source)
     assert_one_line_error(result, captured, error_type, fragment)
+
+
+def test_features_work_when_feast_was_imported_before_ipython(demo_feature_repo, tmp_path):
+    """IPython's and Feast's SQLite timestamp converters must not break each other."""
+    import subprocess
+    import sys
+
+    code = f"""
+import feast.infra.online_stores.sqlite  # Feast first, as a script importing it early does
+import pandas as pd
+from IPython.testing.globalipapp import start_ipython
+from jupyter_mlplat.settings import MlplatSettings, reset_settings
+reset_settings(MlplatSettings(home={str(tmp_path)!r}, feature_repo={str(demo_feature_repo)!r}))
+shell = start_ipython()
+shell.run_line_magic("load_ext", "jupyter_mlplat")
+shell.user_ns["ents"] = pd.DataFrame({{"customer_id": [1000]}})
+df = shell.run_line_magic("mlplat", "features customer_stats:tenure_months --entities ents")
+assert len(df) == 1 and df["tenure_months"].notna().all(), df
+import sqlite3, datetime
+con = sqlite3.connect(":memory:", detect_types=sqlite3.PARSE_DECLTYPES)
+con.execute("create table h (t timestamp)")
+con.execute("insert into h values ('2026-01-02T03:04:05')")
+assert con.execute("select t from h").fetchone()[0] == datetime.datetime(2026, 1, 2, 3, 4, 5)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

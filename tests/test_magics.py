@@ -151,3 +151,14 @@ def test_load_ext_imports_no_heavy_sdk():
         "mlflow": False,
         "pandas": False,
     }
+
+
+def test_magic_lines_expand_variables_of_the_calling_scope(shell):
+    cell = (
+        "def pick(suffix):\n"
+        "    return get_ipython().run_line_magic('mlplat', 'experiment local-{suffix}')\n"
+        "chosen = pick('x1')\n"
+    )
+    result, _ = run_cell(shell, cell)
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["chosen"].name == "churn/local-x1"

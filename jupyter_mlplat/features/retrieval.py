@@ -90,7 +90,11 @@ class FeatureRetriever:
 
     def _open_store(self):
         from feast import FeatureStore
+        from feast.infra.online_stores import sqlite as _feast_sqlite  # noqa: F401
 
+        from .sqlite_compat import install_timestamp_converter
+
+        install_timestamp_converter()  # after Feast's own registration above
         try:
             return FeatureStore(repo_path=str(self.repo))
         except Exception as exc:  # bad YAML, unknown store type, missing plugin...
