@@ -166,5 +166,8 @@ def up(
         print(f"mlplat: {exc} See the logs in {logs}.")
         return 1
     finally:
+        # A second Ctrl-C or SIGTERM must not abandon the children half-stopped.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for proc in reversed(procs):
             stop_process(proc)
