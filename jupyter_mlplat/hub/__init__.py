@@ -1,0 +1,1 @@
+"""JupyterHub integration: authenticator, local profile spawner, secrets, hub configuration."""

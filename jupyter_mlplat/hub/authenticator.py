@@ -1,0 +1,55 @@
+"""Embedded-mode authenticator: users, groups and password hashes from a YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyterhub.auth import Authenticator
+from traitlets import Unicode, default
+
+from .users import load_users, verify_password
+
+
+class MlplatFileAuthenticator(Authenticator):
+    """Log in users listed in the users file; their groups become JupyterHub groups.
+
+    There is no sign-up: only users in the file can log in. The file is re-read
+    when it changes, so adding a user needs no hub restart.
+    """
+
+    users_file = Unicode(
+        config=True,
+        help="""YAML file of users (see jupyter_mlplat.hub.users).
+        Example: c.MlplatFileAuthenticator.users_file = "/srv/mlplat/hub/users.yaml" """,
+    )
+
+    @default("users_file")
+    def _default_users_file(self):
+        from ..settings import get_settings
+
+        return str(Path(get_settings().home) / "hub" / "users.yaml")
+
+    @default("manage_groups")
+    def _default_manage_groups(self):
+        return True
+
+    _cache: tuple[float, dict] | None = None
+
+    def _records(self) -> dict:
+        path = Path(self.users_file)
+        mtime = path.stat().st_mtime
+        if self._cache is None or self._cache[0] != mtime:
+            self._cache = (mtime, load_users(path))
+        return self._cache[1]
+
+    def check_allowed(self, username, authentication=None):
+        return username in self._records()
+
+    async def authenticate(self, handler, data):
+        username = (data or {}).get("username", "")
+        password = (data or {}).get("password", "")
+        record = self._records().get(username)
+        if record is None or not verify_password(password, record.password_hash):
+            self.log.warning("Failed login for %r", username)
+            return None
+        return {"name": username, "groups": list(record.groups)}
