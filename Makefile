@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.mlplat-installed
+CHP := node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 
 .PHONY: up test install lint format bench clean
@@ -20,7 +21,12 @@ $(STAMP): pyproject.toml | $(UV)
 	$(UV) pip install --python $(PY) --quiet --compile-bytecode -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# configurable-http-proxy comes from the npm registry into this project, not globally.
+$(CHP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(CHP)
+
+install: $(STAMP) $(CHP)
 
 up: install
 	$(VENV)/bin/mlplat up

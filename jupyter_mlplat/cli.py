@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import MlplatError
 
@@ -29,13 +30,7 @@ def _cmd_up(args) -> int:
     from .embedded import up
     from .settings import get_settings
 
-    return up(
-        get_settings(),
-        host=args.host,
-        mlflow_port=args.mlflow_port,
-        lab_port=args.lab_port,
-        notebook_dir=args.notebook_dir,
-    )
+    return up(get_settings(), config_file=Path(args.config).resolve(), url=args.url)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("path", nargs="?", help="where (default: the configured feature repo)")
     features.set_defaults(func=_cmd_demo_features)
 
-    up = sub.add_parser("up", help="start the embedded platform (MLflow + JupyterLab)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--mlflow-port", type=int, default=5000)
-    up.add_argument("--lab-port", type=int, default=8888)
-    up.add_argument("--notebook-dir", default=".")
+    from .profiles.cli import add_profiles_commands
+
+    add_profiles_commands(sub)
+
+    up = sub.add_parser("up", help="start the embedded platform (JupyterHub, service, MLflow)")
+    up.add_argument(
+        "--config", default="hub_config/jupyterhub_config.py", help="JupyterHub config file"
+    )
+    up.add_argument("--url", default="http://127.0.0.1:8000", help="the hub's public URL")
     up.set_defaults(func=_cmd_up)
     return parser
 

@@ -101,73 +101,42 @@ def prepare_home(settings: MlplatSettings) -> dict[str, str]:
     return {"IPYTHONDIR": str(ipython_dir)}
 
 
-def lab_command(host: str, port: int, notebook_dir: str) -> list[str]:
-    command = [
-        _bin("jupyter"), "lab", "--no-browser",
-        f"--ServerApp.ip={host}", f"--ServerApp.port={port}",
-        f"--ServerApp.root_dir={notebook_dir}",
-    ]  # fmt: skip
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    return command
+def hub_command(config_file: Path) -> list[str]:
+    return [_bin("jupyterhub"), "-f", str(config_file)]
 
 
 def up(
     settings: MlplatSettings,
     *,
-    host: str = "127.0.0.1",
-    mlflow_port: int = 5000,
-    lab_port: int = 8888,
-    notebook_dir: str = ".",
-    teams: str = "data-science",
+    config_file: Path,
+    url: str = "http://127.0.0.1:8000",
 ) -> int:
+    """Run JupyterHub (with proxy, platform service, MLflow and culler) until Ctrl-C."""
+    from .hub.users import DEMO_USERS, ensure_demo_users
+
     print(f"mlplat: preparing {settings.home} (demo feature repo at {settings.feature_repo})")
     extra_env = prepare_home(settings)
-    tracking_uri = f"http://{host}:{mlflow_port}"
-    logs = Path(settings.home) / "logs"
-    logs.mkdir(exist_ok=True)
-    procs: list[subprocess.Popen] = []
+    hub_dir = Path(settings.home) / "hub"
+    logins = ensure_demo_users(hub_dir / "users.yaml", hub_dir / "demo-passwords.txt")
+    env = {**os.environ, **extra_env, "MLPLAT_HOME": settings.home, "MLPLAT_MODE": "embedded"}
+    proc = subprocess.Popen(hub_command(config_file), env=env, cwd=hub_dir)
     try:
-        home = Path(settings.home)
-        print(f"mlplat: starting MLflow at {tracking_uri} (log: {logs / 'mlflow.log'})")
-        procs.append(
-            start_mlflow_server(
-                f"sqlite:///{home / 'mlflow-server.db'}",
-                home / "mlartifacts",
-                host,
-                mlflow_port,
-                logs / "mlflow.log",
-            )
-        )
-        env = {
-            **os.environ,
-            **extra_env,
-            "MLPLAT_HOME": settings.home,
-            "MLPLAT_TRACKING_URI": tracking_uri,
-            "MLPLAT_FEATURE_REPO": settings.feature_repo,
-            # Teams the user set explicitly win over the demo default.
-            "MLPLAT_TEAMS": ",".join(settings.teams)
-            if settings.teams_source == "MLPLAT_TEAMS"
-            else teams,
-        }
-        procs.append(subprocess.Popen(lab_command(host, lab_port, notebook_dir), env=env))
-        print(
-            f"mlplat: MLflow UI {tracking_uri}; JupyterLab is starting on http://{host}:{lab_port} "
-            "(it prints its login URL with a token below). Ctrl-C stops both."
-        )
+        wait_http(f"{url}/hub/api/", proc, 180)
+        print(f"\nmlplat: JupyterHub is up at {url}  (Ctrl-C stops everything)")
+        if logins:
+            print("mlplat: demo logins (user / password / groups):")
+            for name, password in logins.items():
+                print(f"  {name:<6} {password:<14} {', '.join(DEMO_USERS.get(name, []))}")
+        else:
+            print(f"mlplat: users are in {hub_dir / 'users.yaml'}")
         signal.signal(signal.SIGTERM, _interrupt)
-        while all(proc.poll() is None for proc in procs):
-            time.sleep(1)
-        failed = [proc for proc in procs if proc.poll() not in (None, 0)]
-        return 1 if failed else 0
+        return proc.wait()
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:
-        print(f"mlplat: {exc} See the logs in {logs}.")
+        print(f"mlplat: {exc}")
         return 1
     finally:
-        # A second Ctrl-C or SIGTERM must not abandon the children half-stopped.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for proc in reversed(procs):
-            stop_process(proc)
+        stop_process(proc, grace=30)

@@ -17,12 +17,23 @@ from .settings import get_settings
 _tracker = None
 
 
+def _identity():
+    """Inside JupyterHub the platform service says who we are; elsewhere the settings do."""
+    from .client import PlatformClient
+
+    settings = get_settings()
+    client = PlatformClient(settings)
+    if client.transport == "http":
+        return client.identity()
+    return current_identity(settings)
+
+
 def _get_tracker():
     global _tracker
     if _tracker is None:
         from .tracking import Tracker
 
-        _tracker = Tracker(get_settings())
+        _tracker = Tracker(get_settings(), identity=_identity())
     return _tracker
 
 
@@ -93,9 +104,13 @@ def status() -> Status:
     from .tracking import check_reachable
 
     settings = get_settings()
-    identity = current_identity(settings)
     tracker = _tracker
     problems: list[str] = []
+    try:
+        identity = tracker.identity if tracker else _identity()
+    except ServiceUnavailable as exc:
+        problems.append(str(exc))
+        identity = current_identity(settings)
     reachable: bool | None = None
     if settings.tracking_uri.startswith(("http://", "https://")):
         try:

@@ -1,13 +1,17 @@
 """Who the user is and which teams they act for.
 
 Outside JupyterHub the user comes from ``JUPYTERHUB_USER`` or the OS and the
-teams from ``MLPLAT_TEAMS`` (both via :mod:`.settings`). Experiments and other
-team-owned resources are named ``<team>/<name>``.
+teams from ``MLPLAT_TEAMS`` (both via :mod:`.settings`). Inside a hub the platform
+service builds the identity from the Hub's user model: groups ``team-<name>`` are
+teams, ``mlplat-reviewers`` / ``mlplat-admins`` give roles (see
+:func:`identity_from_hub_model`). Experiments and other team-owned resources are
+named ``<team>/<name>``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import PermissionDenied, UsageError
@@ -15,12 +19,19 @@ from .settings import MlplatSettings, get_settings
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}\Z")
 
+ROLE_REVIEWER = "reviewer"
+ROLE_ADMIN = "admin"
+
 
 @dataclass(frozen=True)
 class Identity:
     user: str
     teams: tuple[str, ...]
     source: str
+    roles: tuple[str, ...] = ()
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
 
     @property
     def default_team(self) -> str:
@@ -60,3 +71,24 @@ class Identity:
 def current_identity(settings: MlplatSettings | None = None) -> Identity:
     settings = settings or get_settings()
     return Identity(user=settings.user, teams=tuple(settings.teams), source=settings.teams_source)
+
+
+def identity_from_hub_model(model: Mapping, settings: MlplatSettings | None = None) -> Identity:
+    """The identity of a JupyterHub user (or service) model, from its ``groups``.
+
+    Groups ``<team_group_prefix><team>`` become teams (sorted); the reviewer and
+    admin groups of the settings become the roles ``reviewer`` and ``admin``.
+    A service model has no groups, so no teams and no roles.
+    """
+    settings = settings or get_settings()
+    groups = [g for g in model.get("groups") or () if isinstance(g, str)]
+    prefix = settings.team_group_prefix
+    teams = sorted({g[len(prefix) :] for g in groups if g.startswith(prefix) and g != prefix})
+    roles = []
+    if settings.reviewer_group in groups:
+        roles.append(ROLE_REVIEWER)
+    if settings.admin_group in groups:
+        roles.append(ROLE_ADMIN)
+    kind = model.get("kind") or "user"
+    source = "JupyterHub groups" if kind == "user" else f"JupyterHub {kind} (no groups)"
+    return Identity(user=str(model["name"]), teams=tuple(teams), source=source, roles=tuple(roles))

@@ -34,6 +34,17 @@ ENV_VARS = {
     "MLPLAT_NOTEBOOK_PATH": "path of the notebook being executed (set by job runners)",
     "JUPYTERHUB_USER": "the user, when running under JupyterHub",
     "JPY_SESSION_NAME": "notebook path, set by Jupyter Server for a kernel",
+    "JUPYTERHUB_API_URL": "the Hub's REST API, set by JupyterHub in servers and services",
+    "JUPYTERHUB_API_TOKEN": "the token of this server or service, set by JupyterHub",
+    "JUPYTERHUB_BASE_URL": "the Hub's base URL path (default /)",
+    "JUPYTERHUB_SERVICE_NAME": "set by JupyterHub in a managed service: its name",
+    "JUPYTERHUB_SERVICE_PREFIX": "in the platform service: its URL prefix (/services/mlplat/)",
+    "JUPYTERHUB_SERVICE_URL": "in the platform service: the URL it listens on",
+    "JUPYTERHUB_PUBLIC_HUB_URL": "public URL of the Hub, when JupyterHub.public_url is set",
+    "JUPYTERHUB_PUBLIC_URL": "public URL of this server, when JupyterHub.public_url is set",
+    "MLPLAT_SERVICE_NAME": "name of the platform service in JupyterHub (default mlplat)",
+    "MLPLAT_SERVICE_URL": "URL of the platform service as seen from single-user servers",
+    "MLPLAT_CLIENT_TRANSPORT": "auto, http or inprocess: how PlatformClient reaches the platform",
 }
 
 
@@ -218,6 +229,144 @@ class MlplatSettings(Configurable):
     def apply_mlflow_env(self) -> None:
         """Publish the retry budget to MLflow, which reads it from the environment."""
         os.environ.update(self.mlflow_http_env())
+
+    # ---- The platform service (a JupyterHub service) and the client that reaches it ----
+
+    hub_api_url = Unicode(
+        config=True,
+        help="""The JupyterHub REST API; empty outside a hub. Env: JUPYTERHUB_API_URL (set by
+        JupyterHub in single-user servers and services).
+        Example: c.MlplatSettings.hub_api_url = "http://127.0.0.1:8081/hub/api" """,
+    )
+
+    @default("hub_api_url")
+    def _default_hub_api_url(self):
+        return _env("JUPYTERHUB_API_URL", "")
+
+    hub_api_token = Unicode(
+        config=True,
+        help="""The JupyterHub token of this process: the user's server token in a single-user
+        server, the service's own token in the platform service. Env: JUPYTERHUB_API_TOKEN
+        (keep tokens out of config files). Example: c.MlplatSettings.hub_api_token = "<token>" """,
+    )
+
+    @default("hub_api_token")
+    def _default_hub_api_token(self):
+        return _env("JUPYTERHUB_API_TOKEN", "")
+
+    service_name = Unicode(
+        config=True,
+        help="""Name of the platform service in JupyterHub; users need the scope
+        `access:services!service=<name>`. Env: JUPYTERHUB_SERVICE_NAME inside the service,
+        else MLPLAT_SERVICE_NAME; default "mlplat".
+        Example: c.MlplatSettings.service_name = "mlplat" """,
+    )
+
+    @default("service_name")
+    def _default_service_name(self):
+        return _env("JUPYTERHUB_SERVICE_NAME") or _env("MLPLAT_SERVICE_NAME", "mlplat")
+
+    service_prefix = Unicode(
+        config=True,
+        help="""URL path prefix the platform service serves under. Env: JUPYTERHUB_SERVICE_PREFIX
+        inside the service; default <hub base URL>services/<service_name>/.
+        Example: c.MlplatSettings.service_prefix = "/services/mlplat/" """,
+    )
+
+    @default("service_prefix")
+    def _default_service_prefix(self):
+        # Single-user servers get JUPYTERHUB_SERVICE_PREFIX too (/user/NAME/): only a
+        # process that is a hub service may take it as the service's prefix.
+        if _env("JUPYTERHUB_SERVICE_NAME") and _env("JUPYTERHUB_SERVICE_PREFIX"):
+            return _env("JUPYTERHUB_SERVICE_PREFIX")
+        base = _env("JUPYTERHUB_BASE_URL", "/").rstrip("/")
+        return f"{base}/services/{self.service_name}/"
+
+    service_bind_url = Unicode(
+        config=True,
+        help="""Where the platform service listens. Env: JUPYTERHUB_SERVICE_URL inside the
+        service (JupyterHub sets it from the service's `url`); default http://127.0.0.1:10101.
+        Example: c.MlplatSettings.service_bind_url = "http://0.0.0.0:10101" """,
+    )
+
+    @default("service_bind_url")
+    def _default_service_bind_url(self):
+        if _env("JUPYTERHUB_SERVICE_NAME") and _env("JUPYTERHUB_SERVICE_URL"):
+            return _env("JUPYTERHUB_SERVICE_URL")
+        return "http://127.0.0.1:10101"
+
+    service_url = Unicode(
+        config=True,
+        help="""URL of the platform service (with its prefix) as seen from a single-user server.
+        Env: MLPLAT_SERVICE_URL (the hub config sets it for spawned servers); else derived
+        from JUPYTERHUB_PUBLIC_HUB_URL / JUPYTERHUB_PUBLIC_URL; empty when unknown.
+        Example: c.MlplatSettings.service_url = "http://127.0.0.1:10101/services/mlplat/" """,
+    )
+
+    @default("service_url")
+    def _default_service_url(self):
+        explicit = _env("MLPLAT_SERVICE_URL")
+        if explicit:
+            return explicit
+        if _env("JUPYTERHUB_SERVICE_NAME") == self.service_name:
+            return self.service_bind_url.rstrip("/") + self.service_prefix
+        public = _env("JUPYTERHUB_PUBLIC_HUB_URL") or _env("JUPYTERHUB_PUBLIC_URL")
+        if public:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(public)
+            return f"{parts.scheme}://{parts.netloc}{self.service_prefix}"
+        return ""
+
+    client_transport = Enum(
+        ["auto", "http", "inprocess"],
+        config=True,
+        help="""How PlatformClient reaches the platform: `http` to the service, `inprocess`
+        (same code, local settings and state), or `auto`: http when JUPYTERHUB_API_TOKEN and
+        JUPYTERHUB_API_URL are set (inside a hub), else in-process.
+        Env: MLPLAT_CLIENT_TRANSPORT. Example: c.MlplatSettings.client_transport = "http" """,
+    )
+
+    @default("client_transport")
+    def _default_client_transport(self):
+        return _env("MLPLAT_CLIENT_TRANSPORT", "auto")
+
+    client_retry_seconds = Float(
+        10.0,
+        config=True,
+        help="""Total time budget, in seconds, for reaching the platform service (retries with
+        exponential backoff, so a service restart does not break notebooks) before a clear
+        error. Example: c.MlplatSettings.client_retry_seconds = 30""",
+    )
+
+    hub_cache_seconds = Float(
+        30.0,
+        config=True,
+        help="""How long the platform service caches what the Hub said about a token or a
+        user's groups; a group change or a revoked token takes effect within this time.
+        Example: c.MlplatSettings.hub_cache_seconds = 10""",
+    )
+
+    team_group_prefix = Unicode(
+        "team-",
+        config=True,
+        help="""JupyterHub groups named <prefix><team> make their members part of <team>.
+        Example: c.MlplatSettings.team_group_prefix = "team-" """,
+    )
+
+    reviewer_group = Unicode(
+        "mlplat-reviewers",
+        config=True,
+        help="""Members of this JupyterHub group have the `reviewer` role (approve models).
+        Example: c.MlplatSettings.reviewer_group = "ml-reviewers" """,
+    )
+
+    admin_group = Unicode(
+        "mlplat-admins",
+        config=True,
+        help="""Members of this JupyterHub group have the `admin` role (platform admins).
+        Example: c.MlplatSettings.admin_group = "ml-platform-team" """,
+    )
 
 
 def config_file_path() -> Path:

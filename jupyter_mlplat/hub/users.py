@@ -49,7 +49,9 @@ def verify_password(password: str, encoded: str) -> bool:
         scheme, iterations, salt, expected = encoded.split("$")
         if scheme != "pbkdf2_sha256":
             return False
-        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+        digest = hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), bytes.fromhex(salt), int(iterations)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(digest.hex(), expected)
@@ -67,7 +69,9 @@ def load_users(path: Path) -> dict[str, UserRecord]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"Could not read the users file {path} ({exc}); fix or delete it.") from exc
+        raise UsageError(
+            f"Could not read the users file {path} ({exc}); fix or delete it."
+        ) from exc
     users = data.get("users") if isinstance(data, dict) else None
     if not isinstance(users, dict):
         raise UsageError(f"{path} needs a top-level 'users:' mapping of name to settings.")

@@ -1,0 +1,242 @@
+"""Everything ``hub_config/jupyterhub_config.py`` sets, for both modes.
+
+The hub config file only calls :func:`configure`. Knobs live on :class:`MlplatHub`
+(set them in a config loaded before this one, e.g. ``c.MlplatHub.port = 8000``) and
+on :class:`~jupyter_mlplat.settings.MlplatSettings` (mode, data directory...).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from traitlets import Int, Unicode, default
+from traitlets.config import Config, Configurable
+
+from ..errors import MlplatError
+from ..settings import MlplatSettings, get_settings
+from .secrets import ensure_private_dir, read_or_create_secret
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_NAME = "mlplat"
+MLFLOW_SERVICE = "mlflow"
+
+
+class MlplatHub(Configurable):
+    """Ports, folders and timeouts of the hub the platform runs in."""
+
+    ip = Unicode(
+        "127.0.0.1", config=True, help="""Public address. Example: c.MlplatHub.ip = "0.0.0.0" """
+    )
+    port = Int(8000, config=True, help="Public (proxy) port. Example: c.MlplatHub.port = 8000")
+    hub_port = Int(8081, config=True, help="Hub API port. Example: c.MlplatHub.hub_port = 8081")
+    proxy_api_port = Int(
+        8001,
+        config=True,
+        help="configurable-http-proxy API port. Example: c.MlplatHub.proxy_api_port = 8001",
+    )
+    service_port = Int(
+        8009, config=True, help="Platform service port. Example: c.MlplatHub.service_port = 8009"
+    )
+    mlflow_port = Int(
+        5000, config=True, help="MLflow server port. Example: c.MlplatHub.mlflow_port = 5000"
+    )
+    idle_timeout = Int(
+        3600,
+        config=True,
+        help="Seconds before the idle culler stops an unused server. Example: c.MlplatHub.idle_timeout = 7200",
+    )
+    profiles_dir = Unicode(
+        config=True,
+        help="""Folder of team profiles. Example: c.MlplatHub.profiles_dir = "/srv/spawner_profiles" """,
+    )
+
+    @default("profiles_dir")
+    def _default_profiles_dir(self):
+        return str(REPO_ROOT / "spawner_profiles")
+
+    proxy_command = Unicode(
+        config=True,
+        help="""configurable-http-proxy executable; default the one `make` installs from npm
+        into node_modules/. Example: c.MlplatHub.proxy_command = "/usr/local/bin/configurable-http-proxy" """,
+    )
+
+    @default("proxy_command")
+    def _default_proxy_command(self):
+        local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+        return (
+            str(local)
+            if local.exists()
+            else (shutil.which("configurable-http-proxy") or str(local))
+        )
+
+
+def _fail(message: str):
+    """Refuse to start the hub with one clear line (no traceback)."""
+    print(f"jupyter-mlplat: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _public_url(hub: MlplatHub) -> str:
+    return f"http://{hub.ip}:{hub.port}"
+
+
+def configure(c, settings: MlplatSettings | None = None) -> None:
+    settings = settings or get_settings()
+    # Knobs may come from $MLPLAT_HOME/mlplat_config.py (read by the settings) or from
+    # the hub config itself; the hub config wins.
+    merged = Config()
+    merged.merge(settings.config)
+    merged.merge(c)
+    hub = MlplatHub(config=merged)
+    hub_dir = ensure_private_dir(Path(settings.home) / "hub")
+    try:
+        from ..profiles import load_profiles
+
+        profiles = load_profiles(Path(hub.profiles_dir))
+    except MlplatError as exc:
+        _fail(str(exc))
+
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.command = [hub.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = read_or_create_secret(hub_dir / "proxy_token")
+    c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
+
+    service_token = read_or_create_secret(hub_dir / "service-mlplat.token")
+    culler_token = read_or_create_secret(hub_dir / "service-idle-culler.token")
+    service_url = f"http://127.0.0.1:{hub.service_port}"
+    mlflow_url = f"http://127.0.0.1:{hub.mlflow_port}"
+    public = _public_url(hub)
+    c.JupyterHub.services = [
+        {
+            "name": SERVICE_NAME,
+            "url": service_url,
+            "command": [sys.executable, "-m", "jupyter_mlplat.service"],
+            "api_token": service_token,
+            "environment": {"MLPLAT_HOME": settings.home, "MLPLAT_MODE": settings.mode},
+            "display": True,
+        },
+        {
+            "name": MLFLOW_SERVICE,
+            "url": mlflow_url,
+            "command": _mlflow_command(settings, hub),
+            "display": True,
+        },
+        {
+            "name": "idle-culler",
+            "api_token": culler_token,
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={hub.idle_timeout}",
+            ],  # fmt: skip
+        },
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "mlplat-service",
+            "scopes": ["read:users:name", "read:users:groups", "read:groups"],
+            "services": [SERVICE_NAME],
+        },
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        },
+        {
+            # Users reach the platform service and MLflow with their own tokens.
+            "name": "user",
+            "scopes": [
+                "self",
+                f"access:services!service={SERVICE_NAME}",
+                f"access:services!service={MLFLOW_SERVICE}",
+            ],
+        },
+    ]
+    # A single-user server's own token may call the platform service for its user.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={SERVICE_NAME}",
+    ]
+
+    env = {
+        "MLPLAT_MODE": settings.mode,
+        "MLPLAT_TRACKING_URI": f"{public}/services/{MLFLOW_SERVICE}",
+        "MLPLAT_SERVICE_URL": f"{public}/services/{SERVICE_NAME}",
+        "MLPLAT_FEATURE_REPO": settings.feature_repo,
+    }
+    if settings.mode == "kubernetes":
+        _configure_kubernetes(c, profiles, env)
+    else:
+        _configure_embedded(c, settings, hub, hub_dir, env)
+
+
+def _mlflow_command(settings: MlplatSettings, hub: MlplatHub) -> list[str]:
+    home = Path(settings.home)
+    mlflow = Path(sys.executable).with_name("mlflow")
+    return [
+        str(mlflow), "server",
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow-server.db'}",
+        "--artifacts-destination", str(home / "mlartifacts"),
+        "--host", "127.0.0.1", "--port", str(hub.mlflow_port), "--workers", "1",
+        "--static-prefix", f"/services/{MLFLOW_SERVICE}",
+        "--allowed-hosts", f"127.0.0.1:{hub.mlflow_port},localhost:{hub.mlflow_port},"
+        f"{hub.ip}:{hub.port},localhost:{hub.port},127.0.0.1:{hub.port}",
+    ]  # fmt: skip
+
+
+def _configure_embedded(c, settings, hub: MlplatHub, hub_dir: Path, env: dict) -> None:
+    from .spawner import MlplatLocalSpawner, running_as_root
+    from .users import ensure_demo_users
+
+    users_file = hub_dir / "users.yaml"
+    ensure_demo_users(users_file, hub_dir / "demo-passwords.txt")
+    c.JupyterHub.authenticator_class = "jupyter_mlplat.hub.authenticator.MlplatFileAuthenticator"
+    c.MlplatFileAuthenticator.users_file = str(users_file)
+    # Who may log in is decided by the users file (check_allowed), not allow lists.
+    c.Authenticator.any_allow_config = True
+    c.JupyterHub.spawner_class = MlplatLocalSpawner
+    c.MlplatLocalSpawner.profiles_dir = hub.profiles_dir
+    c.MlplatLocalSpawner.home_dir_template = str(Path(settings.home) / "users" / "{username}")
+    c.Spawner.environment = {**env, "IPYTHONDIR": str(Path(settings.home) / "ipython")}
+    c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    if running_as_root():
+        c.Spawner.args = ["--allow-root"]
+
+
+def _configure_kubernetes(c, profiles, env: dict) -> None:
+    """KubeSpawner with per-user team profiles; OAuth/OIDC login whose groups become teams.
+
+    The OIDC provider is configured in the chart (``hub.config.GenericOAuthenticator``:
+    client id/secret, authorize/token/userdata URLs); groups come from the ``groups``
+    claim (``claim_groups_key``) and are managed by the authenticator, so a claim value
+    ``team-churn`` makes the user a member of team ``churn``.
+    """
+    from ..profiles.render import kubespawner_profile_list
+
+    def profile_list(spawner):
+        groups = [g.name for g in spawner.user.groups]
+        return kubespawner_profile_list(profiles, groups=groups)
+
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.KubeSpawner.profile_list = profile_list
+    c.KubeSpawner.environment = env
+    c.KubeSpawner.enable_user_namespaces = False
+    c.JupyterHub.authenticator_class = "generic-oauth"
+    c.GenericOAuthenticator.manage_groups = True
+    c.GenericOAuthenticator.claim_groups_key = "groups"
+    c.GenericOAuthenticator.allowed_groups = sorted(profiles.known_groups())
+    c.GenericOAuthenticator.scope = ["openid", "profile", "email", "groups"]

@@ -1,0 +1,44 @@
+"""Team server profiles: YAML files in ``spawner_profiles/``, validated and rendered.
+
+* :func:`load_profiles` -> :class:`ProfileSet` (raises :class:`ProfileError`)
+* :meth:`ProfileSet.for_groups`, :meth:`ProfileSet.resolve` -> :class:`ResolvedProfile`
+* :func:`kubespawner_profile_list`, :func:`helm_values` (in :mod:`.render`)
+
+Only yaml, json and jsonschema are imported here; KubeSpawner is never imported.
+"""
+
+from __future__ import annotations
+
+from .model import (
+    GpuChoice,
+    GpuType,
+    Profile,
+    ProfileError,
+    ProfileSet,
+    default_profiles_dir,
+    load_profiles,
+    parse_memory,
+)
+from .render import (
+    helm_values,
+    kubespawner_profile_list,
+    kubespawner_profile_list_callable,
+)
+from .selection import ProfileForbidden, ResolvedProfile, SpawnRequestError
+
+__all__ = [
+    "GpuChoice",
+    "GpuType",
+    "Profile",
+    "ProfileError",
+    "ProfileForbidden",
+    "ProfileSet",
+    "ResolvedProfile",
+    "SpawnRequestError",
+    "default_profiles_dir",
+    "helm_values",
+    "kubespawner_profile_list",
+    "kubespawner_profile_list_callable",
+    "load_profiles",
+    "parse_memory",
+]
