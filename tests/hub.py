@@ -37,7 +37,7 @@ CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 
 ADMIN_SCOPES = [
     "admin:users", "admin:servers", "admin:groups", "tokens", "access:servers",
-    "access:services", "read:metrics", "read:services", "read:hub", "read:roles",
+    "access:services", "read:metrics", "read:services", "list:services", "read:hub", "read:roles",
 ]  # fmt: skip
 
 _WRAPPER = """\

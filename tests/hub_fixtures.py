@@ -16,7 +16,7 @@ from jupyter_mlplat.embedded import free_port
 from jupyter_mlplat.hub.users import UserRecord, hash_password, save_users
 from tests.hub import REPO_ROOT, JupyterHubProcess
 
-__all__ = ["CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "write_home"]
+__all__ = ["CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "write_home", "xsrf_of"]
 
 CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config.py"
 USERS = {
@@ -49,18 +49,26 @@ def write_home(home, hub: JupyterHubProcess | None, **knobs) -> None:
     (home / "mlplat_config.py").write_text("\n".join(lines) + "\n")
 
 
+def xsrf_of(session: requests.Session, page: requests.Response) -> str:
+    return session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', page.text)[1]
+
+
 def login(hub: JupyterHubProcess, user: str, password: str) -> requests.Response:
-    """Log in through the hub's real login form (with its XSRF token)."""
+    """Log in through the hub's real login form (with its XSRF token), as a browser does.
+
+    The response's ``session`` attribute is the logged-in browser session.
+    """
     session = requests.Session()
     session.trust_env = False
     page = session.get(f"{hub.url}/hub/login", timeout=30)
-    xsrf = session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', page.text)[1]
-    return session.post(
+    response = session.post(
         f"{hub.url}/hub/login?next=",
-        data={"username": user, "password": password, "_xsrf": xsrf},
+        data={"username": user, "password": password, "_xsrf": xsrf_of(session, page)},
         allow_redirects=False,
         timeout=30,
     )
+    response.session = session
+    return response
 
 
 @pytest.fixture(scope="session")

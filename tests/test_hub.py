@@ -131,3 +131,58 @@ def test_invalid_profiles_folder_stops_the_hub_naming_file_and_field(tmp_path):
     )
     assert done.returncode != 0
     assert "churn.yaml" in done.stderr and "max_count" in done.stderr, done.stderr[-2000:]
+
+
+def test_spawn_form_shows_only_own_profiles_with_gpu_choices_and_starts_the_choice(platform_hub):
+    from tests.hub_fixtures import xsrf_of
+
+    session = login(platform_hub, "alice", USERS["alice"][0]).session
+    page = session.get(f"{platform_hub.url}/hub/spawn", timeout=30)
+    assert page.status_code == 200
+    for slug in ("churn-cpu", "churn-gpu", "shared-cpu"):
+        assert f'value="{slug}"' in page.text
+    for slug in ("fraud-cpu", "vision-gpu"):
+        assert slug not in page.text
+    assert 'name="gpu-churn-gpu"' in page.text and 'value="1x-t4"' in page.text
+    assert "not enforced" in page.text
+    response = session.post(
+        f"{platform_hub.url}/hub/spawn",
+        data={"profile": "churn-gpu", "gpu-churn-gpu": "1x-t4", "_xsrf": xsrf_of(session, page)},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert response.status_code in (302, 303), response.text[:500]
+    try:
+        server = platform_hub.spawn("alice")  # waits until ready
+        assert server["user_options"] == {"profile": "churn-gpu", "gpu": "1x-t4"}
+    finally:
+        platform_hub.stop_server("alice")
+
+
+def test_idle_culler_and_services_run_under_the_hub(platform_hub):
+    services = platform_hub.api("GET", "/services").json()
+    assert {"mlplat", "mlflow", "idle-culler"} <= set(services)
+    assert services["idle-culler"]["command"][-1].startswith("--timeout=")
+    health = platform_hub.request("GET", f"{platform_hub.url}/services/mlplat/api/health")
+    assert health.status_code == 200
+
+
+def test_kubernetes_mode_config_filters_profiles_per_user(tmp_path):
+    """The Kubernetes branch of the hub config, built as data (no cluster here)."""
+    from types import SimpleNamespace
+
+    from traitlets.config import Config
+
+    from jupyter_mlplat.hub.config import configure
+    from jupyter_mlplat.settings import MlplatSettings
+
+    c = Config()
+    configure(c, MlplatSettings(home=str(tmp_path / "home"), mode="kubernetes"))
+    assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.GenericOAuthenticator.manage_groups is True
+    assert "team-churn" in c.GenericOAuthenticator.allowed_groups
+    spawner = SimpleNamespace(user=SimpleNamespace(groups=[SimpleNamespace(name="team-fraud")]))
+    slugs = [p["slug"] for p in c.KubeSpawner.profile_list(spawner)]
+    assert slugs and all(s.startswith(("fraud-", "shared-")) for s in slugs)
+    assert c.KubeSpawner.environment["MLPLAT_SERVICE_URL"].endswith("/services/mlplat")
