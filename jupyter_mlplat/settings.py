@@ -332,11 +332,12 @@ class MlplatSettings(Configurable):
         return _env("MLPLAT_CLIENT_TRANSPORT", "auto")
 
     client_retry_seconds = Float(
-        10.0,
+        45.0,
         config=True,
         help="""Total time budget, in seconds, for reaching the platform service (retries with
         exponential backoff, so a service restart does not break notebooks) before a clear
-        error. Example: c.MlplatSettings.client_retry_seconds = 30""",
+        error. The default outlasts a crash: JupyterHub notices a dead managed service within
+        about 30 s and restarts it. Example: c.MlplatSettings.client_retry_seconds = 15""",
     )
 
     hub_cache_seconds = Float(

@@ -186,3 +186,37 @@ def test_kubernetes_mode_config_filters_profiles_per_user(tmp_path):
     slugs = [p["slug"] for p in c.KubeSpawner.profile_list(spawner)]
     assert slugs and all(s.startswith(("fraud-", "shared-")) for s in slugs)
     assert c.KubeSpawner.environment["MLPLAT_SERVICE_URL"].endswith("/services/mlplat")
+
+
+def _service_pid(hub_pid: int) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == hub_pid and b"jupyter_mlplat.service" in cmdline:
+            return int(proc.name)
+    raise LookupError("the platform service process was not found")
+
+
+def test_clients_ride_out_a_crash_of_the_platform_service(platform_hub, hub_tokens):
+    """kill -9 the managed service: the hub restarts it and a client's call still succeeds."""
+    import signal
+    import time
+
+    from jupyter_mlplat.client import PlatformClient
+    from jupyter_mlplat.settings import MlplatSettings
+
+    settings = MlplatSettings(
+        client_transport="http", service_url=f"{platform_hub.url}/services/mlplat/"
+    )
+    client = PlatformClient(settings, token=hub_tokens["bob"])  # the default retry budget
+    assert client.me().teams == ["fraud"]
+    os.kill(_service_pid(platform_hub.proc.pid), signal.SIGKILL)
+    started = time.monotonic()
+    me = client.me()  # 503 from the proxy / refused until the hub restarts the service
+    assert me.user == "bob" and me.teams == ["fraud"]
+    assert time.monotonic() - started < settings.client_retry_seconds
