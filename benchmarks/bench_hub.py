@@ -10,8 +10,9 @@ service, MLflow and the idle culler on free loopback ports), measures, and stops
   Baseline: the same single-user command under a bare JupyterHub (SimpleLocalProcessSpawner,
   DummyAuthenticator, no services).
 * Resident memory at idle (no user servers): VmRSS (and PSS where readable) of the hub,
-  the proxy, the platform service, MLflow (with its workers) and the idle culler, found by
-  walking the hub's process tree through /proc.
+  the proxy, the platform service, MLflow (its uvicorn worker, and apart the job runner with
+  its huey consumers that MLflow 3 starts by default) and the idle culler, found by walking
+  the hub's process tree through /proc.
 * ``GET /services/mlplat/api/me`` with alice's token from 20 concurrent clients vs the
   hub's own ``GET /hub/api/user`` with the same token and concurrency.
 """
@@ -166,7 +167,10 @@ def idle_memory(hub_pid: int) -> dict[str, dict]:
     groups: dict[str, list[int]] = {"hub": [hub_pid]}
     for child in children.get(hub_pid, []):
         name = _component(_cmdline(child))
-        groups.setdefault(name, []).extend(_descendants(child, children))
+        for pid in _descendants(child, children):
+            # MLflow >= 3.x also starts a job runner with huey consumers by default.
+            jobs = name == "MLflow server" and "mlflow.server.jobs" in _cmdline(pid)
+            groups.setdefault("MLflow job runner" if jobs else name, []).append(pid)
     result = {}
     for name, pids in groups.items():
         rss = sum(_kib(f"/proc/{p}/status", "VmRSS") or 0 for p in pids)
@@ -300,7 +304,8 @@ def main() -> int:
     print()
     print("2. Resident memory at idle (no user servers), MiB")
     print(f"  {'process':<20} {'procs':>5} {'RSS':>8} {'PSS':>8}")
-    order = ["hub", "proxy (node)", "platform service", "MLflow server", "idle culler", "other"]
+    order = ["hub", "proxy (node)", "platform service", "MLflow server", "MLflow job runner"]
+    order += ["idle culler", "other"]
     for name in sorted(memory, key=lambda n: order.index(n) if n in order else len(order)):
         m = memory[name]
         pss = "n/a" if m["pss"] is None else f"{m['pss'] / 1024:8.1f}"

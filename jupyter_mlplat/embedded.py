@@ -62,7 +62,10 @@ def start_mlflow_server(
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        from .hub.config import MLFLOW_SERVER_ENV
+
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env.update(MLFLOW_SERVER_ENV)
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_http(f"http://{host}:{port}/health", proc, timeout)

@@ -21,6 +21,8 @@ from .secrets import ensure_private_dir, read_or_create_secret
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAME = "mlplat"
 MLFLOW_SERVICE = "mlflow"
+# MLflow 3 starts a job runner (8 processes, about 1.3 GB) by default; tracking needs none.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class MlplatHub(Configurable):
@@ -128,6 +130,7 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
             "name": MLFLOW_SERVICE,
             "url": mlflow_url,
             "command": _mlflow_command(settings, hub),
+            "environment": MLFLOW_SERVER_ENV,
             "display": True,
         },
         {
