@@ -31,7 +31,9 @@ install: $(STAMP) $(CHP)
 up: install
 	$(VENV)/bin/mlplat up
 
+# The store tests run on a real PostgreSQL too: installed from Debian's packages if missing.
 test: install lint
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -20,6 +20,12 @@ _FLUENT = (
     "active_run",
     "last_run",
     "get_features",
+    "register",
+    "request_approval",
+    "list_approvals",
+    "show_approval",
+    "approve",
+    "reject",
 )
 
 __all__ = [*_FLUENT, "MlplatError", "load_ipython_extension", "unload_ipython_extension"]

@@ -33,6 +33,49 @@ def _cmd_up(args) -> int:
     return up(get_settings(), config_file=Path(args.config).resolve(), url=args.url)
 
 
+def _cmd_approvals(args) -> int:
+    from . import fluent
+
+    if args.action == "list":
+        print(repr(fluent.list_approvals(pending=args.pending)))
+    elif args.action == "show":
+        print(repr(fluent.show_approval(args.id)))
+    elif args.action == "approve":
+        print(repr(fluent.approve(args.id, comment=args.comment)))
+    else:
+        print(repr(fluent.reject(args.id, comment=args.comment)))
+    return 0
+
+
+def _cmd_audit(args) -> int:
+    from .client import PlatformClient
+
+    client = PlatformClient()
+    if args.action == "verify":
+        result = client.audit_verify()
+        if result.ok:
+            print(f"Audit log intact: {result.events} events verified.")
+            return 0
+        print(f"Audit log BROKEN at event {result.first_broken_seq}: {result.reason}")
+        return 1
+    return _export_audit(client, args.format, args.output)
+
+
+def _export_audit(client, fmt: str, output: str | None) -> int:
+    from .governance import audit
+    from .governance.policy import check_audit_reader
+    from .identity import current_identity
+    from .store.db import get_store
+
+    if client.transport == "http":
+        print("mlplat: export reads the store directly; run it where the service runs.")
+        return 2
+    check_audit_reader(current_identity())
+    count = audit.export(get_store(), fmt, output or sys.stdout)
+    print(f"Exported {count} events.", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplat", description="jupyter-mlplat command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     from .profiles.cli import add_profiles_commands
 
     add_profiles_commands(sub)
+
+    approvals = sub.add_parser("approvals", help="list, show, approve or reject requests")
+    actions = approvals.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list")
+    listing.add_argument("--pending", action="store_true")
+    for name in ("show", "approve", "reject"):
+        action = actions.add_parser(name)
+        action.add_argument("id", type=int)
+        if name != "show":
+            action.add_argument("--comment")
+    approvals.set_defaults(func=_cmd_approvals)
+
+    audit = sub.add_parser("audit", help="verify or export the audit log (reviewers, admins)")
+    audit_actions = audit.add_subparsers(dest="action", required=True)
+    audit_actions.add_parser("verify")
+    export = audit_actions.add_parser("export")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", "-o", help="file (default: standard output)")
+    audit.set_defaults(func=_cmd_audit)
 
     up = sub.add_parser("up", help="start the embedded platform (JupyterHub, service, MLflow)")
     up.add_argument(

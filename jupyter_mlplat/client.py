@@ -22,6 +22,7 @@ import json
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from pydantic import BaseModel
@@ -31,11 +32,36 @@ from .identity import Identity, current_identity
 from .service.models import DescribeHealth, DescribeMe
 from .settings import MlplatSettings, get_settings
 
-# operation -> (HTTP method, path under the service prefix, response model)
-ROUTES: dict[str, tuple[str, str, type[BaseModel]]] = {
+# operation -> (HTTP method, path under the service prefix, response model). Path fields
+# in braces come from the call's arguments; the rest go in the query (GET) or JSON body.
+ROUTES: dict[str, tuple[str, str, type[BaseModel] | str]] = {
     "health": ("GET", "api/health", DescribeHealth),
     "me": ("GET", "api/me", DescribeMe),
-}
+    "register_model": ("POST", "api/models", "governance.registry:DescribeModelVersion"),
+    "request_approval": ("POST", "api/approvals", "governance.views:DescribeApprovalRequest"),
+    "list_approvals": ("GET", "api/approvals", "governance.views:ListApprovalRequestsResponse"),
+    "show_approval": (
+        "GET", "api/approvals/{request_id}", "governance.views:DescribeApprovalRequest"
+    ),
+    "approve": (
+        "POST", "api/approvals/{request_id}/approve", "governance.views:DescribeApprovalRequest"
+    ),
+    "reject": (
+        "POST", "api/approvals/{request_id}/reject", "governance.views:DescribeApprovalRequest"
+    ),
+    "audit_verify": ("GET", "api/audit/verify", "governance.views:VerifyResult"),
+}  # fmt: skip
+
+
+def _model_class(spec: type[BaseModel] | str) -> type[BaseModel]:
+    """Response models of heavier modules are imported on first use."""
+    if not isinstance(spec, str):
+        return spec
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(f"jupyter_mlplat.{module}"), name)
+
 
 _RETRY_STATUS = {502, 503, 504}
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -74,8 +100,20 @@ class HttpTransport:
 
     def call(self, operation: str, **kwargs) -> BaseModel:
         method, path, model = ROUTES[operation]
-        body = json.dumps(kwargs).encode() if kwargs and method != "GET" else None
-        return model.model_validate(self.request(method, path, body))
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if "{" + k + "}" in path}
+        path = path.format(**{k: urllib.parse.quote(str(v), safe="") for k, v in fields.items()})
+        body = None
+        if method == "GET" and kwargs:
+            path += "?" + urllib.parse.urlencode(
+                {
+                    k: str(v).lower() if isinstance(v, bool) else v
+                    for k, v in kwargs.items()
+                    if v is not None
+                }
+            )
+        elif kwargs:
+            body = json.dumps(kwargs).encode()
+        return _model_class(model).model_validate(self.request(method, path, body))
 
     def request(self, method: str, path: str, body: bytes | None = None) -> dict:
         """Send one request, retrying within the budget; the decoded JSON answer."""
@@ -220,3 +258,27 @@ class PlatformClient:
 
     def identity(self) -> Identity:
         return self.me().to_identity()
+
+    # -- governance ----------------------------------------------------------------------
+    def register_model(self, model: str, run_id: str, artifact: str | None = None):
+        return self._transport.call("register_model", model=model, run_id=run_id, artifact=artifact)
+
+    def request_approval(self, model: str, version: str, target: str = "staging", reason=None):
+        return self._transport.call(
+            "request_approval", model=model, version=str(version), target=target, reason=reason
+        )
+
+    def list_approvals(self, pending: bool = False):
+        return self._transport.call("list_approvals", pending=pending)
+
+    def show_approval(self, request_id: int):
+        return self._transport.call("show_approval", request_id=int(request_id))
+
+    def approve(self, request_id: int, comment: str | None = None):
+        return self._transport.call("approve", request_id=int(request_id), comment=comment)
+
+    def reject(self, request_id: int, comment: str | None = None):
+        return self._transport.call("reject", request_id=int(request_id), comment=comment)
+
+    def audit_verify(self):
+        return self._transport.call("audit_verify")

@@ -208,3 +208,58 @@ def get_features(features: str | Sequence[str], entities, *, historical: bool = 
     if tracker is not None and tracker.active_run is not None:
         tracker.log_feature_lineage(result.lineage)
     return result.df
+
+
+def _client():
+    from .client import PlatformClient
+
+    return PlatformClient(get_settings())
+
+
+def register(run_id: str | None = None, *, model: str, artifact: str | None = None):
+    """Register a run's model (default: the last run) as a new version of ``model``.
+
+    The first team to register a model name owns it; other teams are refused.
+    """
+    if run_id is None:
+        run = last_run()
+        if run is None:
+            from .errors import UsageError
+
+            raise UsageError("There is no run to register; pass a RUN_ID or train in a run first.")
+        run_id = run.run_id
+    return _client().register_model(model, run_id, artifact)
+
+
+def request_approval(model: str, version, *, target: str = "staging", reason: str | None = None):
+    """Ask for ``model`` ``version`` to be approved for ``target``; checks run at once."""
+    from .display import ApprovalView
+
+    return ApprovalView(_client().request_approval(model, str(version), target, reason))
+
+
+def list_approvals(*, pending: bool = False):
+    """Approval requests you may see (your teams', or all for reviewers and admins)."""
+    from .display import ApprovalListView
+
+    return ApprovalListView(_client().list_approvals(pending))
+
+
+def show_approval(request_id: int):
+    from .display import ApprovalView
+
+    return ApprovalView(_client().show_approval(request_id))
+
+
+def approve(request_id: int, *, comment: str | None = None):
+    """Approve a request (reviewers or the model's owner; never the requester)."""
+    from .display import ApprovalView
+
+    return ApprovalView(_client().approve(request_id, comment))
+
+
+def reject(request_id: int, *, comment: str | None = None):
+    """Reject a request; a comment saying why is required."""
+    from .display import ApprovalView
+
+    return ApprovalView(_client().reject(request_id, comment))

@@ -70,7 +70,12 @@ class Identity:
 
 def current_identity(settings: MlplatSettings | None = None) -> Identity:
     settings = settings or get_settings()
-    return Identity(user=settings.user, teams=tuple(settings.teams), source=settings.teams_source)
+    return Identity(
+        user=settings.user,
+        teams=tuple(settings.teams),
+        source=settings.teams_source,
+        roles=tuple(settings.roles),
+    )
 
 
 def identity_from_hub_model(model: Mapping, settings: MlplatSettings | None = None) -> Identity:

@@ -22,10 +22,12 @@ COMMANDS = {
     "run": "(cell magic) [NAME] [-p key=value ...] [--no-autolog] — run the cell in an MLflow run",
     "log": "key=value ... [--step N] — log metrics to the active / last run",
     "features": "VIEW:FEATURE[,...] --entities VAR [--historical] [-o VAR] — Feast features",
+    "register": "[RUN_ID] --model NAME [--artifact PATH] — register a run's model",
+    "approval": "request MODEL VERSION [--target T] [--reason TEXT] | list [--pending] | show ID"
+    " | approve ID [--comment TEXT] | reject ID --comment TEXT",
 }
 # Named in the design and built by later releases.
-PLANNED = ("register", "pipeline", "approval", "deploy", "deployments", "undeploy", "rollback",
-           "predict", "job")  # fmt: skip
+PLANNED = ("pipeline", "deploy", "deployments", "undeploy", "rollback", "predict", "job")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +75,29 @@ _RUN.add_argument("--no-autolog", action="store_true")
 _LOG = _parser("log")
 _LOG.add_argument("pairs", nargs="*", metavar="KEY=VALUE")
 _LOG.add_argument("--step", type=int)
+
+_REGISTER = _parser("register")
+_REGISTER.add_argument("run_id", nargs="?", metavar="RUN_ID")
+_REGISTER.add_argument("--model", required=True)
+_REGISTER.add_argument("--artifact")
+
+_APPROVAL = _parser("approval")
+_APPROVAL_SUB = _APPROVAL.add_subparsers(dest="action", required=True, parser_class=_Parser)
+_REQ = _APPROVAL_SUB.add_parser("request")
+_REQ.add_argument("model")
+_REQ.add_argument("version")
+_REQ.add_argument("--target", default="staging", choices=("staging", "production"))
+_REQ.add_argument("--reason")
+_LIST = _APPROVAL_SUB.add_parser("list")
+_LIST.add_argument("--pending", action="store_true")
+_SHOW = _APPROVAL_SUB.add_parser("show")
+_SHOW.add_argument("id", type=int)
+_APPROVE = _APPROVAL_SUB.add_parser("approve")
+_APPROVE.add_argument("id", type=int)
+_APPROVE.add_argument("--comment")
+_REJECT = _APPROVAL_SUB.add_parser("reject")
+_REJECT.add_argument("id", type=int)
+_REJECT.add_argument("--comment")
 
 _FEATURES = _parser("features")
 _FEATURES.add_argument("features", metavar="VIEW:FEATURE[,...]")
@@ -159,6 +184,22 @@ class MlplatMagics(Magics):
         if ns.output:
             self.shell.user_ns[ns.output] = df
         return df
+
+    def _cmd_register(self, args):
+        ns = _parse(_REGISTER, tuple(args))
+        return fluent.register(ns.run_id, model=ns.model, artifact=ns.artifact)
+
+    def _cmd_approval(self, args):
+        ns = _parse(_APPROVAL, tuple(args))
+        if ns.action == "request":
+            return fluent.request_approval(ns.model, ns.version, target=ns.target, reason=ns.reason)
+        if ns.action == "list":
+            return fluent.list_approvals(pending=ns.pending)
+        if ns.action == "show":
+            return fluent.show_approval(ns.id)
+        if ns.action == "approve":
+            return fluent.approve(ns.id, comment=ns.comment)
+        return fluent.reject(ns.id, comment=ns.comment)
 
     def _cmd_run(self, args, cell):
         from .params import parse_pairs

@@ -31,6 +31,7 @@ ENV_VARS = {
     "MLPLAT_ARTIFACT_LOCATION": "artifact root for new experiments",
     "MLPLAT_FEATURE_REPO": "path of the Feast feature repository",
     "MLPLAT_TEAMS": "comma-separated teams of the user outside JupyterHub",
+    "MLPLAT_ROLES": "comma-separated platform roles (reviewer, admin) outside JupyterHub",
     "MLPLAT_NOTEBOOK_PATH": "path of the notebook being executed (set by job runners)",
     "JUPYTERHUB_USER": "the user, when running under JupyterHub",
     "JPY_SESSION_NAME": "notebook path, set by Jupyter Server for a kernel",
@@ -45,6 +46,7 @@ ENV_VARS = {
     "MLPLAT_SERVICE_NAME": "name of the platform service in JupyterHub (default mlplat)",
     "MLPLAT_SERVICE_URL": "URL of the platform service as seen from single-user servers",
     "MLPLAT_CLIENT_TRANSPORT": "auto, http or inprocess: how PlatformClient reaches the platform",
+    "MLPLAT_STORE_URL": "SQLAlchemy URL of the platform database (default SQLite in MLPLAT_HOME)",
 }
 
 
@@ -187,6 +189,19 @@ class MlplatSettings(Configurable):
         if raw is None:
             return ["default"]
         return [t.strip() for t in raw.split(",") if t.strip()]
+
+    roles = List(
+        Unicode(),
+        config=True,
+        help="""Platform roles of the user outside JupyterHub (`reviewer`, `admin`); inside a
+        hub roles come from the groups mlplat-reviewers / mlplat-admins. Env: MLPLAT_ROLES
+        (comma-separated). Example: c.MlplatSettings.roles = ["reviewer"]""",
+    )
+
+    @default("roles")
+    def _default_roles(self):
+        raw = _env("MLPLAT_ROLES", "")
+        return [r.strip() for r in raw.split(",") if r.strip()]
 
     teams_source = Unicode(
         config=True,
@@ -367,6 +382,93 @@ class MlplatSettings(Configurable):
         config=True,
         help="""Members of this JupyterHub group have the `admin` role (platform admins).
         Example: c.MlplatSettings.admin_group = "ml-platform-team" """,
+    )
+
+    # ---- Platform store and governance ----
+
+    store_url = Unicode(
+        config=True,
+        help="""SQLAlchemy URL of the platform database (approvals, audit log, ownership):
+        SQLite embedded, PostgreSQL in Kubernetes (`postgresql://` uses psycopg 3).
+        Env: MLPLAT_STORE_URL; default a SQLite file in the data directory.
+        Example: c.MlplatSettings.store_url = "postgresql://mlplat:secret@db:5432/mlplat" """,
+    )
+
+    @default("store_url")
+    def _default_store_url(self):
+        return _env("MLPLAT_STORE_URL") or f"sqlite:///{Path(self.home) / 'platform.db'}"
+
+    store_timeout_seconds = Float(
+        10.0,
+        config=True,
+        help="""How long a write waits for SQLite's lock, and a PostgreSQL connection for the
+        server, before a clear "database unavailable" error.
+        Example: c.MlplatSettings.store_timeout_seconds = 30""",
+    )
+
+    approval_metric = Unicode(
+        "accuracy",
+        config=True,
+        help="""The run metric an approval request is judged on against the model's baseline.
+        Example: c.MlplatSettings.approval_metric = "roc_auc" """,
+    )
+
+    approval_metric_greater_is_better = Bool(
+        True,
+        config=True,
+        help="""Whether a higher `approval_metric` is better (False for losses such as rmse).
+        Example: c.MlplatSettings.approval_metric_greater_is_better = False""",
+    )
+
+    approval_min_improvement = Float(
+        0.0,
+        config=True,
+        help="""How much a version must beat the baseline's metric by (0 = at least equal;
+        negative tolerates a small regression).
+        Example: c.MlplatSettings.approval_min_improvement = 0.01""",
+    )
+
+    approval_min_metric = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="""An absolute floor (or ceiling, when lower is better) for the metric that every
+        version must meet, baseline or not; None for no floor.
+        Example: c.MlplatSettings.approval_min_metric = 0.8""",
+    )
+
+    approval_baseline = Enum(
+        ["approved", "deployed", "none"],
+        "approved",
+        config=True,
+        help="""Which version is the baseline of a request: `approved` (the latest approved or
+        deployed version of the model for the same target), `deployed` (the latest deployed
+        one) or `none` (only `approval_min_metric` applies). With no baseline yet the first
+        version passes. Example: c.MlplatSettings.approval_baseline = "deployed" """,
+    )
+
+    approval_required_lineage = List(
+        Unicode(),
+        ["run_id", "notebook_hash", "code_version", "feature_refs", "data_source"],
+        config=True,
+        help="""Lineage fields a version must record for the "lineage complete" check.
+        Example: c.MlplatSettings.approval_required_lineage = ["run_id", "code_version"]""",
+    )
+
+    high_risk_models = List(
+        Unicode(),
+        config=True,
+        help="""Models flagged high risk by configuration (besides the per-model flag): never
+        auto-approved, and two distinct reviewers must approve them.
+        Example: c.MlplatSettings.high_risk_models = ["credit-scoring"]""",
+    )
+
+    staging_auto_approval = Bool(
+        True,
+        config=True,
+        help="""Approve `staging` requests automatically when every check passes and the model
+        is not high risk (`production` always needs people).
+        Example: c.MlplatSettings.staging_auto_approval = False""",
     )
 
 

@@ -11,13 +11,14 @@ from jupyter_mlplat import fluent
 from jupyter_mlplat.settings import MlplatSettings, reset_settings
 from tests.features_fixtures import demo_feature_repo, feast_store  # noqa: F401 (fixtures)
 from tests.hub_fixtures import hub_tokens, platform_hub  # noqa: F401 (fixtures)
+from tests.postgres import postgres_server, store_url  # noqa: F401 (fixtures)
 from tests.servers import MlflowServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Nothing in the tests may read the developer's own ~/.mlplat or MLflow server.
 for _var in ("MLPLAT_HOME", "MLPLAT_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLPLAT_TEAMS",
-             "MLPLAT_FEATURE_REPO", "MLPLAT_CONFIG", "JPY_SESSION_NAME"):  # fmt: skip
+             "MLPLAT_FEATURE_REPO", "MLPLAT_CONFIG", "JPY_SESSION_NAME", "MLPLAT_STORE_URL"):  # fmt: skip
     os.environ.pop(_var, None)
 
 

@@ -123,7 +123,13 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
             "url": service_url,
             "command": [sys.executable, "-m", "jupyter_mlplat.service"],
             "api_token": service_token,
-            "environment": {"MLPLAT_HOME": settings.home, "MLPLAT_MODE": settings.mode},
+            "environment": {
+                "MLPLAT_HOME": settings.home,
+                "MLPLAT_MODE": settings.mode,
+                # The service reads version facts from MLflow itself, never from callers.
+                "MLPLAT_TRACKING_URI": f"{mlflow_url}/services/{MLFLOW_SERVICE}",
+                "MLFLOW_TRACKING_URI": "",
+            },
             "display": True,
         },
         {

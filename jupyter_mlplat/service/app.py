@@ -166,6 +166,9 @@ def make_app(settings: MlplatSettings, context: ServiceContext | None = None) ->
         (rf"{prefix}/api/me", MeHandler),
         (rf"{prefix}/metrics", MetricsHandler),
     ]
+    from .governance_handlers import governance_routes
+
+    routes += governance_routes(prefix)
     return web.Application(
         [(path, handler, {"context": context}) for path, handler in routes],
         default_handler_class=NotFoundHandler,

@@ -52,3 +52,26 @@ class DescribeError(_Model):
     """Every 4xx/5xx answer: one sentence saying what was wrong and what to do."""
 
     error: str
+
+
+class RegisterModel(_Model):
+    """``POST /api/models``: register a run's model in MLflow's registry."""
+
+    model: str
+    run_id: str
+    artifact: str | None = None
+
+
+class CreateApprovalRequest(_Model):
+    """``POST /api/approvals``: ask for a version to be approved for a target."""
+
+    model: str
+    version: str
+    target: str = "staging"
+    reason: str | None = None
+
+
+class DecideApprovalRequest(_Model):
+    """``POST /api/approvals/<id>/approve|reject``: a reviewer's decision."""
+
+    comment: str | None = None

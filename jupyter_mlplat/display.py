@@ -1,0 +1,104 @@
+"""Readable notebook and text views of platform objects (approval requests and lists).
+
+Views wrap the pydantic models the client returns: attributes pass through
+(``req.status``), ``repr`` is a short text summary and ``_repr_html_`` a table, so
+a reviewer sees the checks with their inputs and every decision.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+class ApprovalView:
+    """One approval request with its checks and decisions."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def _headline(self) -> str:
+        r = self.model
+        progress = f"{r.approvals}/{r.approvals_required} approvals"
+        risk = ", high risk" if r.high_risk else ""
+        return (
+            f"Request {r.id}: {r.model} v{r.version} → {r.target} is {r.status.upper()} "
+            f"({progress}{risk}; requested by {r.requester})"
+        )
+
+    def __repr__(self) -> str:
+        r = self.model
+        lines = [self._headline()]
+        for check in r.checks:
+            mark = "pass" if check.passed else "FAIL"
+            lines.append(f"  [{mark}] {check.name}: {check.message}")
+        for d in r.decisions:
+            lines.append(f"  {d.verdict} by {d.reviewer}: {d.comment or '(no comment)'}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        r = self.model
+        checks = "".join(
+            f"<tr><td>{'✅' if c.passed else '❌'}</td><td>{_e(c.name)}</td>"
+            f"<td>{_e(c.message)}</td><td><code>{_e(json.dumps(c.inputs, default=str))}</code>"
+            "</td></tr>"
+            for c in r.checks
+        )
+        decisions = "".join(
+            f"<li><b>{_e(d.verdict)}</b> by {_e(d.reviewer)} at {_e(d.decided_at)}: "
+            f"{_e(d.comment or '(no comment)')}</li>"
+            for d in r.decisions
+        )
+        return (
+            f"<p><b>{_e(self._headline())}</b><br>run <code>{_e(r.run_id)}</code>, artifact "
+            f"sha256 <code>{_e(r.artifact_digest[:16])}…</code>"
+            f"{'<br>reason: ' + _e(r.reason) if r.reason else ''}</p>"
+            "<table><tr><th></th><th>check</th><th>result</th><th>inputs</th></tr>"
+            f"{checks}</table>"
+            f"{'<ul>' + decisions + '</ul>' if decisions else '<p>No decisions yet.</p>'}"
+        )
+
+
+class ApprovalListView:
+    """Approval requests as a table."""
+
+    def __init__(self, model):
+        self.model = model
+        self.requests = [ApprovalView(r) for r in model.requests]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __iter__(self):
+        return iter(self.requests)
+
+    def __getitem__(self, index):
+        return self.requests[index]
+
+    def __repr__(self) -> str:
+        if not self.requests:
+            return "No approval requests."
+        return "\n".join(v._headline() for v in self.requests)
+
+    def _repr_html_(self) -> str:
+        if not self.requests:
+            return "<p>No approval requests.</p>"
+        rows = "".join(
+            f"<tr><td>{r.id}</td><td>{_e(r.model)}</td><td>{_e(r.version)}</td>"
+            f"<td>{_e(r.target)}</td><td>{_e(r.status)}</td><td>{_e(r.requester)}</td>"
+            f"<td>{r.approvals}/{r.approvals_required}</td>"
+            f"<td>{'✅' if r.checks_passed else '❌'}</td></tr>"
+            for r in self.requests
+        )
+        return (
+            "<table><tr><th>id</th><th>model</th><th>version</th><th>target</th>"
+            "<th>status</th><th>requester</th><th>approvals</th><th>checks</th></tr>"
+            f"{rows}</table>"
+        )

@@ -1,0 +1,225 @@
+"""The append-only, hash-chained audit log of governance state changes.
+
+Every event carries ``prev_hash`` (the hash of the event before; 64 zeros for the
+first) and ``hash`` = sha256 of the canonical JSON of
+``(seq, time, actor, action, subject, before, after, reason, prev_hash)``. Editing,
+deleting or re-ordering a stored event breaks the chain at that event, which
+:func:`verify` reports. (Cutting events off the *end* leaves a valid shorter chain:
+keep ``VerifyResult.last_hash`` somewhere else to detect that.)
+
+:func:`append` runs inside the caller's transaction so an event commits exactly
+when the state change it records does. Appends are serialized: PostgreSQL takes a
+transaction-scoped advisory lock, SQLite write transactions already hold the
+database lock (``BEGIN IMMEDIATE``), and the ``seq`` primary key rejects any fork.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from json.encoder import encode_basestring as _quote  # as json.dumps, ensure_ascii=False
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Text, cast, select, text
+from sqlalchemy.orm import Session
+
+from ..errors import UsageError
+from ..identity import Identity
+from ..store.db import Store
+from ..store.models import GENESIS_HASH, AuditEvent, canonical_json, iso, json_safe, utcnow
+from .policy import check_audit_reader
+from .views import DescribeAuditEvent, ListAuditEventsResponse, VerifyResult
+
+# Key of the PostgreSQL advisory lock that serializes appends ("mlplat" + 0xA0).
+AUDIT_LOCK = 0x6D6C706C6174_A0
+FIELDS = ("seq", "time", "actor", "action", "subject", "before", "after", "reason", "prev_hash")
+EXPORT_COLUMNS = (*FIELDS, "hash")
+JSON_FIELDS = ("before", "after")
+_STREAM_BATCH = 5000
+
+
+def _digest(
+    seq: int,
+    time_text: str,
+    actor: str,
+    action: str,
+    subject: str,
+    before_json: str,
+    after_json: str,
+    reason: str,
+    prev_hash: str,
+) -> str:
+    # Exactly canonical_json({...the nine fields...}), keys in sorted order, built directly.
+    payload = (
+        f'{{"action":{_quote(action)},"actor":{_quote(actor)},"after":{after_json},'
+        f'"before":{before_json},"prev_hash":{_quote(prev_hash)},"reason":{_quote(reason)},'
+        f'"seq":{int(seq)},"subject":{_quote(subject)},"time":{_quote(time_text)}}}'
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def event_hash(
+    seq: int,
+    time: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    before: Any,
+    after: Any,
+    reason: str,
+    prev_hash: str,
+) -> str:
+    """sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8) of the object
+    ``{seq, time, actor, action, subject, before, after, reason, prev_hash}``, ``time``
+    as ISO 8601 UTC with microseconds."""
+    return _digest(
+        seq, iso(time), actor, action, subject, canonical_json(before), canonical_json(after),
+        reason, prev_hash,
+    )  # fmt: skip
+
+
+def append(
+    session: Session,
+    actor: str,
+    action: str,
+    subject: str,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Record one state change in the caller's (write) transaction; returns the new event."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+    last = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
+    before, after, reason = json_safe(before), json_safe(after), reason or ""
+    # Stored times keep microseconds on both dialects, so the hash sees what is stored.
+    time = utcnow()
+    event = AuditEvent(
+        seq=seq,
+        time=time,
+        actor=actor,
+        action=action,
+        subject=subject,
+        before=before,
+        after=after,
+        reason=reason,
+        prev_hash=prev_hash,
+        hash=event_hash(seq, time, actor, action, subject, before, after, reason, prev_hash),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+@contextmanager
+def _rows(store: Store, raw_json: bool = False) -> Iterator[Iterator[Any]]:
+    """Stream the events in chain order without loading them all (``raw_json``: the
+    stored text of ``before``/``after`` instead of parsed values)."""
+    columns = [getattr(AuditEvent, name) for name in EXPORT_COLUMNS]
+    if raw_json:
+        columns = [cast(c, Text).label(c.key) if c.key in JSON_FIELDS else c for c in columns]
+    query = select(*columns).order_by(AuditEvent.seq)
+    with store.session() as session:
+        options = {"yield_per": _STREAM_BATCH}
+        yield iter(session.connection().execute(query, execution_options=options))
+
+
+def _row_ok(row: Any) -> bool:
+    """Whether a stored event matches its hash.
+
+    The store writes JSON canonically, so the stored text is hashed as it is (fast);
+    only if that fails is it parsed and re-serialized (a database that reformatted
+    JSON is not tampering).
+    """
+    before, after = row.before or "null", row.after or "null"
+    fields = (row.seq, iso(row.time), row.actor, row.action, row.subject)
+    if _digest(*fields, before, after, row.reason, row.prev_hash) == row.hash:
+        return True
+    try:
+        before, after = canonical_json(json.loads(before)), canonical_json(json.loads(after))
+    except ValueError:
+        return False
+    return _digest(*fields, before, after, row.reason, row.prev_hash) == row.hash
+
+
+def verify(store: Store) -> VerifyResult:
+    """Re-compute the whole chain; names the first event that does not hold."""
+    count, previous, expected = 0, GENESIS_HASH, 1
+    with _rows(store, raw_json=True) as rows:
+        for row in rows:
+            seq = row.seq
+            problem = ""
+            if seq != expected:
+                problem = f"event {seq} comes where event {expected} should: events are missing"
+            elif row.prev_hash != previous:
+                problem = f"event {seq} does not link to the hash of event {seq - 1}"
+            elif not _row_ok(row):
+                problem = f"event {seq} was changed after it was written (its hash differs)"
+            if problem:
+                return VerifyResult(ok=False, events=count, first_broken_seq=seq, reason=problem)
+            count, previous, expected = count + 1, row.hash, seq + 1
+    return VerifyResult(ok=True, events=count, reason="", last_hash=previous if count else None)
+
+
+def _record(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    record["time"] = iso(record["time"])
+    return record
+
+
+def export(store: Store, fmt: str, out: IO[str] | str | Path) -> int:
+    """Write every event, in chain order, as ``jsonl`` or ``csv`` to ``out`` (a text
+    stream or a path); ``before``/``after`` are JSON text in CSV. Returns the count."""
+    if fmt not in ("jsonl", "csv"):
+        raise UsageError(f"{fmt!r} is not an audit export format; use jsonl or csv.")
+    if isinstance(out, str | Path):
+        with open(out, "w", encoding="utf-8", newline="") as stream:
+            return export(store, fmt, stream)
+    count = 0
+    with _rows(store) as rows:
+        if fmt == "jsonl":
+            for row in rows:
+                out.write(json.dumps(_record(row), ensure_ascii=False, sort_keys=True) + "\n")
+                count += 1
+        else:
+            writer = csv.writer(out)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in rows:
+                record = _record(row)
+                for key in JSON_FIELDS:
+                    record[key] = json.dumps(record[key], ensure_ascii=False, sort_keys=True)
+                writer.writerow([record[c] for c in EXPORT_COLUMNS])
+                count += 1
+    return count
+
+
+def list_events(
+    store: Store,
+    identity: Identity,
+    subject: str | None = None,
+    after_seq: int = 0,
+    limit: int = 100,
+) -> ListAuditEventsResponse:
+    """A page of events (reviewers and admins only); ``subject`` may be a prefix
+    such as ``"churn-model/"`` or ``"churn-model/3/"``."""
+    check_audit_reader(identity)
+    limit = max(1, min(int(limit), 1000))
+    query = select(AuditEvent).where(AuditEvent.seq > after_seq)
+    if subject:
+        query = query.where(
+            (AuditEvent.subject == subject)
+            | AuditEvent.subject.startswith(subject, autoescape=True)
+        )
+    with store.session() as session:
+        rows = session.scalars(query.order_by(AuditEvent.seq).limit(limit + 1)).all()
+        events = [DescribeAuditEvent.of(r) for r in rows[:limit]]
+    next_seq = events[-1].seq if len(rows) > limit else None
+    return ListAuditEventsResponse(events=events, next_seq=next_seq)

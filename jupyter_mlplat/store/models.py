@@ -1,0 +1,218 @@
+"""SQLAlchemy models of the platform state (governance).
+
+The same tables serve SQLite (embedded) and PostgreSQL (Kubernetes); the schema is
+created and upgraded by the Alembic migrations in ``migrations/`` (never by
+``create_all``). Every table is prefixed ``mlplat_`` so the platform can share a
+database with MLflow. Times are stored in UTC and always read back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+TARGETS = ("staging", "production")
+STATUSES = ("requested", "approved", "rejected", "deployed", "retired")
+# A request is open until it is rejected or retired: at most one per (model, version, target).
+OPEN_STATUSES = ("requested", "approved", "deployed")
+VERDICTS = ("approve", "reject")
+GENESIS_HASH = "0" * 64
+
+_OPEN_WHERE = text("status IN ('requested', 'approved', 'deployed')")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data: non-finite floats become strings, unknown types ``str``.
+
+    PostgreSQL's JSON rejects NaN, and the audit hash must see exactly what is stored.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys, no spaces, UTF-8 text: how the store writes JSON columns."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso(value: datetime) -> str:
+    """The canonical text of a time: UTC, microseconds, ``+00:00``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC; SQLite keeps no zone, so naive values read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ModelOwnership(Base):
+    """Which team owns a registered model name: the first registrant's team."""
+
+    __tablename__ = "mlplat_model_ownership"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), index=True)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    high_risk: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApprovalRequest(Base):
+    """A request to promote one model version (bound to its run and artifact) to a target."""
+
+    __tablename__ = "mlplat_approval_requests"
+    __table_args__ = (
+        Index(
+            "uq_mlplat_approval_requests_open",
+            "model",
+            "version",
+            "target",
+            unique=True,
+            sqlite_where=_OPEN_WHERE,
+            postgresql_where=_OPEN_WHERE,
+        ),
+        Index("ix_mlplat_approval_requests_model_target", "model", "target"),
+        Index("ix_mlplat_approval_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(20))
+    requester: Mapped[str] = mapped_column(String(200))
+    requester_team: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(64))
+    artifact_digest: Mapped[str] = mapped_column(String(200))
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    checks: Mapped[list[Check]] = relationship(
+        back_populates="request", order_by="Check.id", cascade="all, delete-orphan"
+    )
+    decisions: Mapped[list[Decision]] = relationship(
+        back_populates="request", order_by="Decision.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def subject(self) -> str:
+        return f"{self.model}/{self.version}/{self.target}"
+
+
+class Check(Base):
+    """One automated check of a request, with the inputs it judged."""
+
+    __tablename__ = "mlplat_checks"
+    __table_args__ = (UniqueConstraint("request_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("mlplat_approval_requests.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+    request: Mapped[ApprovalRequest] = relationship(back_populates="checks")
+
+
+class Decision(Base):
+    """A reviewer's verdict on a request, bound to the run and artifact they saw."""
+
+    __tablename__ = "mlplat_decisions"
+    __table_args__ = (UniqueConstraint("request_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("mlplat_approval_requests.id", ondelete="CASCADE"), index=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str] = mapped_column(String(64))
+    artifact_digest: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    request: Mapped[ApprovalRequest] = relationship(back_populates="decisions")
+
+
+class AuditEvent(Base):
+    """One state change; ``hash`` chains it to the event before (see governance.audit)."""
+
+    __tablename__ = "mlplat_audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(600), index=True)
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,171 @@
+"""Registration and approvals end to end: real MLflow, the real store, real users.
+
+In-process through PlatformOperations (SQLite store, MLflow server process), and over
+HTTP through the real hub with each user's own token.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+import jupyter_mlplat as mlplat
+from jupyter_mlplat.client import PlatformClient
+from jupyter_mlplat.errors import NotFoundError, PermissionDenied, UsageError
+from jupyter_mlplat.identity import ROLE_REVIEWER, Identity
+from jupyter_mlplat.service.operations import PlatformOperations
+from jupyter_mlplat.settings import MlplatSettings
+
+ALICE = Identity("alice", ("churn",), "test")
+BOB = Identity("bob", ("fraud",), "test")
+RITA = Identity("rita", ("churn",), "test", roles=(ROLE_REVIEWER,))
+
+
+@pytest.fixture
+def train_run(configure, demo_feature_repo, tmp_path):
+    """A real sklearn fit with complete lineage for ``team``: a notebook file, the git
+    commit of this checkout, and features from the demo Feast repo; autologged, so the
+    run has a logged model."""
+
+    def _train(tracking_uri: str, team: str) -> str:
+        import subprocess
+
+        notebook = tmp_path / f"{team}.ipynb"
+        notebook.write_text('{"cells": [], "nbformat": 4, "nbformat_minor": 5}')
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+        subprocess.run([*git, "add", notebook.name], cwd=tmp_path, check=True)
+        subprocess.run([*git, "commit", "-qm", team], cwd=tmp_path, check=True)
+        configure(
+            tracking_uri=tracking_uri,
+            teams=[team],
+            user=f"{team}-user",
+            notebook_path=str(notebook),
+            feature_repo=str(demo_feature_repo),
+        )
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        mlplat.set_experiment("governed")
+        with mlplat.run("train") as info:
+            entities = pd.DataFrame({"customer_id": list(range(1000, 1020))})
+            features = mlplat.get_features("customer_stats:tenure_months", entities)
+            X = features[["tenure_months"]].fillna(0)
+            y = (X["tenure_months"] > X["tenure_months"].median()).astype(int)
+            LogisticRegression().fit(X, y)
+            mlplat.log(accuracy=0.9)
+        return info.run_id
+
+    return _train
+
+
+@pytest.fixture
+def ops(configure, mlflow_server, tmp_path):
+    settings = configure(tracking_uri=mlflow_server.uri)
+    settings.store_url = f"sqlite:///{tmp_path / 'platform.db'}"
+    return PlatformOperations(settings)
+
+
+def test_register_request_review_in_process(ops, train_run, mlflow_server):
+    run_id = train_run(mlflow_server.uri, "churn")
+    version = ops.register_model(ALICE, "churn-model", run_id)
+    assert version.version == "1" and len(version.artifact_digest) == 64
+    client = MlflowClient(mlflow_server.uri)
+    assert client.get_model_version("churn-model", "1").run_id == run_id
+
+    other_run = train_run(mlflow_server.uri, "fraud")
+    with pytest.raises(PermissionDenied, match="churn"):
+        ops.register_model(BOB, "churn-model", other_run)
+
+    staging = ops.request_approval(ALICE, "churn-model", "1", "staging")
+    assert staging.status == "approved", [c for c in staging.checks if not c.passed]
+    assert {c.name for c in staging.checks} >= {"metric_vs_baseline", "team_owns_model"}
+    assert client.get_model_version_by_alias("churn-model", "staging").version == "1"
+    again = ops.request_approval(ALICE, "churn-model", "1", "staging")
+    assert again.id == staging.id
+
+    production = ops.request_approval(ALICE, "churn-model", "1", "production", reason="ship")
+    assert production.status == "requested"
+    with pytest.raises(PermissionDenied):
+        ops.approve(ALICE, production.id, "looks good to me")
+    with pytest.raises(UsageError, match="comment"):
+        ops.reject(RITA, production.id, "")
+    approved = ops.approve(RITA, production.id, "reviewed the checks")
+    assert approved.status == "approved"
+    assert client.get_model_version_by_alias("churn-model", "production").version == "1"
+    assert client.get_model_version("churn-model", "1").tags["mlplat.approval.production"] == (
+        "approved"
+    )
+    assert ops.audit_verify(RITA).ok
+    with pytest.raises(PermissionDenied):
+        ops.audit_verify(ALICE)
+    with pytest.raises(NotFoundError, match="no-such-model"):
+        ops.request_approval(ALICE, "no-such-model", "1", "staging")
+
+
+def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens, train_run):
+    hub_mlflow = f"{platform_hub.url}/services/mlflow"
+    run_id = train_run(hub_mlflow, "churn")
+
+    def client(user):
+        settings = MlplatSettings(
+            client_transport="http", service_url=f"{platform_hub.url}/services/mlplat/"
+        )
+        return PlatformClient(settings, token=hub_tokens[user], retry_seconds=10)
+
+    alice, bob, rita = client("alice"), client("bob"), client("rita")
+    version = alice.register_model("hub-churn-model", run_id)
+    staging = alice.request_approval("hub-churn-model", version.version, "staging")
+    assert staging.status == "approved"
+    production = alice.request_approval("hub-churn-model", version.version, "production")
+    assert production.status == "requested"
+    with pytest.raises(PermissionDenied):
+        alice.approve(production.id, "self-approval")
+    with pytest.raises(PermissionDenied):
+        bob.show_approval(production.id)
+    with pytest.raises(UsageError, match="comment"):
+        rita.reject(production.id)
+    with pytest.raises(NotFoundError):
+        alice.request_approval("hub-churn-model", "99", "staging")
+    approved = rita.approve(production.id, "four eyes")
+    assert approved.status == "approved" and approved.decisions[0].reviewer == "rita"
+    assert rita.audit_verify().ok
+    with pytest.raises(PermissionDenied):
+        alice.audit_verify()
+
+
+def test_approval_magics_in_a_notebook(
+    ipython_shell, train_run, mlflow_server, configure, tmp_path
+):
+    """%mlplat register / approval in a real IPython shell, in-process (no hub)."""
+    from tests.test_magics import assert_one_line_error, run_cell
+
+    run_id = train_run(mlflow_server.uri, "churn")
+    store = f"sqlite:///{tmp_path / 'platform.db'}"
+    configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="alice", store_url=store)
+    shell = ipython_shell
+    result, _ = run_cell(shell, f"v = %mlplat register {run_id} --model magic-model")
+    assert result.success, result.error_in_exec
+    result, captured = run_cell(
+        shell, "r = %mlplat approval request magic-model 1 --target production"
+    )
+    assert result.success, result.error_in_exec
+    request = shell.user_ns["r"]
+    assert request.status == "requested"
+    assert "metric_vs_baseline" in request._repr_html_() and "Request" in repr(request)
+    result, captured = run_cell(shell, f"%mlplat approval approve {request.id}")
+    assert_one_line_error(result, captured, PermissionDenied, "")
+    result, captured = run_cell(shell, f"%mlplat approval reject {request.id}")
+    assert_one_line_error(result, captured, UsageError, "comment")
+
+    configure(
+        tracking_uri=mlflow_server.uri, teams=["churn"], user="rita", roles=["reviewer"],
+        store_url=store,
+    )  # fmt: skip
+    result, _ = run_cell(shell, f"d = %mlplat approval approve {request.id} --comment ok")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["d"].status == "approved"
+    result, _ = run_cell(shell, "pending = %mlplat approval list --pending")
+    assert result.success and len(shell.user_ns["pending"]) == 0
+    result, _ = run_cell(shell, "everything = %mlplat approval list")
+    assert [r.status for r in shell.user_ns["everything"]] == ["approved"]
