@@ -169,3 +169,38 @@ def test_approval_magics_in_a_notebook(
     assert result.success and len(shell.user_ns["pending"]) == 0
     result, _ = run_cell(shell, "everything = %mlplat approval list")
     assert [r.status for r in shell.user_ns["everything"]] == ["approved"]
+
+
+def test_cli_lists_verifies_and_exports(ops, train_run, mlflow_server, configure, tmp_path, capsys):
+    """`mlplat approvals list` / `mlplat audit verify|export` on the same store."""
+    import csv
+    import json
+
+    from jupyter_mlplat.cli import main
+
+    run_id = train_run(mlflow_server.uri, "churn")
+    store = ops.settings.store_url
+    ops.register_model(ALICE, "cli-model", run_id)
+    request = ops.request_approval(ALICE, "cli-model", "1", "production")
+
+    configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="rita", roles=["reviewer"],
+              store_url=store)  # fmt: skip
+    assert main(["approvals", "list", "--pending"]) == 0
+    assert (
+        f"Request {request.id}: cli-model v1 → production is REQUESTED" in capsys.readouterr().out
+    )
+    assert main(["approvals", "approve", str(request.id), "--comment", "fine"]) == 0
+    assert main(["audit", "verify"]) == 0
+    assert "Audit log intact" in capsys.readouterr().out
+    out = tmp_path / "audit.csv"
+    assert main(["audit", "export", "--format", "csv", "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["action"] for r in rows][-1] == "approval.approve"
+    jsonl = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--format", "jsonl", "-o", str(jsonl)]) == 0
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(events) == len(rows) and events[0]["prev_hash"] != events[1]["prev_hash"]
+
+    configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="alice", store_url=store)
+    assert main(["audit", "verify"]) == 2  # not a reviewer: one clear line, exit 2
+    assert "reviewer" in capsys.readouterr().err
