@@ -121,8 +121,20 @@ def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens
     assert production.status == "requested"
     with pytest.raises(PermissionDenied):
         alice.approve(production.id, "self-approval")
+    second_alice = PlatformClient(
+        MlplatSettings(client_transport="http", service_url=f"{platform_hub.url}/services/mlplat/"),
+        token=platform_hub.create_user_token("alice"),
+        retry_seconds=10,
+    )
+    with pytest.raises(PermissionDenied):  # four eyes: another token is the same person
+        second_alice.approve(production.id, "still me")
     with pytest.raises(PermissionDenied):
         bob.show_approval(production.id)
+    with pytest.raises(PermissionDenied):
+        bob.request_approval("hub-churn-model", version.version, "staging")
+    assert alice.request_approval("hub-churn-model", version.version, "production").id == (
+        production.id
+    )
     with pytest.raises(UsageError, match="comment"):
         rita.reject(production.id)
     with pytest.raises(NotFoundError):
