@@ -17,12 +17,12 @@ from .settings import get_settings
 _tracker = None
 
 
-def _identity():
+def _identity(retry_seconds: float | None = None):
     """Inside JupyterHub the platform service says who we are; elsewhere the settings do."""
     from .client import PlatformClient
 
     settings = get_settings()
-    client = PlatformClient(settings)
+    client = PlatformClient(settings, retry_seconds=retry_seconds)
     if client.transport == "http":
         return client.identity()
     return current_identity(settings)
@@ -107,7 +107,8 @@ def status() -> Status:
     tracker = _tracker
     problems: list[str] = []
     try:
-        identity = tracker.identity if tracker else _identity()
+        # Status must answer quickly even while the service is down.
+        identity = tracker.identity if tracker else _identity(retry_seconds=2.0)
     except ServiceUnavailable as exc:
         problems.append(str(exc))
         identity = current_identity(settings)
