@@ -145,6 +145,31 @@ def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens
     with pytest.raises(PermissionDenied):
         alice.audit_verify()
 
+    # The database unavailable (a writer holds SQLite's lock past the store's timeout):
+    # a 503 with one sentence, and nothing written.
+    import sqlite3
+    from pathlib import Path
+
+    events_before = rita.audit_verify().events
+    blocker = sqlite3.connect(Path(platform_hub.env["MLPLAT_HOME"]) / "platform.db", timeout=1)
+    blocker.isolation_level = None
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        response = platform_hub.request(
+            "POST",
+            f"{platform_hub.url}/services/mlplat/api/approvals/{production.id}/reject",
+            token=hub_tokens["rita"],
+            json={"comment": "too late"},
+            timeout=60,
+        )
+        assert response.status_code == 503, response.text
+        assert "database" in response.json()["error"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert rita.audit_verify().events == events_before
+    assert rita.show_approval(production.id).status == "approved"
+
 
 def test_approval_magics_in_a_notebook(
     ipython_shell, train_run, mlflow_server, configure, tmp_path
