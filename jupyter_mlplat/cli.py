@@ -62,16 +62,10 @@ def _cmd_audit(args) -> int:
 
 
 def _export_audit(client, fmt: str, output: str | None) -> int:
-    from .governance import audit
-    from .governance.policy import check_audit_reader
-    from .identity import current_identity
-    from .store.db import get_store
+    from .governance.audit import iso, write_records
 
-    if client.transport == "http":
-        print("mlplat: export reads the store directly; run it where the service runs.")
-        return 2
-    check_audit_reader(current_identity())
-    count = audit.export(get_store(), fmt, output or sys.stdout)
+    records = ({**e.model_dump(), "time": iso(e.time)} for e in client.iter_audit_events())
+    count = write_records(records, fmt, output or sys.stdout)
     print(f"Exported {count} events.", file=sys.stderr)
     return 0
 

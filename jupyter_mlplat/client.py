@@ -50,6 +50,7 @@ ROUTES: dict[str, tuple[str, str, type[BaseModel] | str]] = {
         "POST", "api/approvals/{request_id}/reject", "governance.views:DescribeApprovalRequest"
     ),
     "audit_verify": ("GET", "api/audit/verify", "governance.views:VerifyResult"),
+    "audit_events": ("GET", "api/audit/events", "governance.views:ListAuditEventsResponse"),
 }  # fmt: skip
 
 
@@ -282,3 +283,16 @@ class PlatformClient:
 
     def audit_verify(self):
         return self._transport.call("audit_verify")
+
+    def audit_events(self, after_seq: int = 0, limit: int = 1000):
+        return self._transport.call("audit_events", after_seq=after_seq, limit=limit)
+
+    def iter_audit_events(self, page: int = 1000):
+        """Every audit event, page by page, in chain order."""
+        after = 0
+        while True:
+            response = self.audit_events(after_seq=after, limit=page)
+            yield from response.events
+            if response.next_seq is None or not response.events:
+                return
+            after = response.events[-1].seq

@@ -144,6 +144,11 @@ def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens
     assert rita.audit_verify().ok
     with pytest.raises(PermissionDenied):
         alice.audit_verify()
+    events = list(rita.iter_audit_events(page=3))  # several pages
+    assert len(events) == rita.audit_verify().events
+    assert events[-1].action == "approval.approve" and events[-1].actor == "rita"
+    with pytest.raises(PermissionDenied):
+        list(alice.iter_audit_events())
 
     # The database unavailable (a writer holds SQLite's lock past the store's timeout):
     # a 503 with one sentence, and nothing written.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import encode_basestring as _quote  # as json.dumps, ensure_ascii=False
@@ -175,30 +175,39 @@ def _record(row: Any) -> dict[str, Any]:
     return record
 
 
-def export(store: Store, fmt: str, out: IO[str] | str | Path) -> int:
-    """Write every event, in chain order, as ``jsonl`` or ``csv`` to ``out`` (a text
-    stream or a path); ``before``/``after`` are JSON text in CSV. Returns the count."""
+def write_records(records: Iterable[dict[str, Any]], fmt: str, out: IO[str] | str | Path) -> int:
+    """Write event records (dicts of the export columns) as ``jsonl`` or ``csv`` to ``out``
+    (a text stream or a path); ``before``/``after`` are JSON text in CSV. Returns the count."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"{fmt!r} is not an audit export format; use jsonl or csv.")
     if isinstance(out, str | Path):
         with open(out, "w", encoding="utf-8", newline="") as stream:
-            return export(store, fmt, stream)
+            return write_records(records, fmt, stream)
     count = 0
-    with _rows(store) as rows:
+    writer = None
+    for record in records:
         if fmt == "jsonl":
-            for row in rows:
-                out.write(json.dumps(_record(row), ensure_ascii=False, sort_keys=True) + "\n")
-                count += 1
+            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         else:
-            writer = csv.writer(out)
-            writer.writerow(EXPORT_COLUMNS)
-            for row in rows:
-                record = _record(row)
-                for key in JSON_FIELDS:
-                    record[key] = json.dumps(record[key], ensure_ascii=False, sort_keys=True)
-                writer.writerow([record[c] for c in EXPORT_COLUMNS])
-                count += 1
+            if writer is None:
+                writer = csv.writer(out)
+                writer.writerow(EXPORT_COLUMNS)
+            record = dict(record)
+            for key in JSON_FIELDS:
+                record[key] = json.dumps(record[key], ensure_ascii=False, sort_keys=True)
+            writer.writerow([record[c] for c in EXPORT_COLUMNS])
+        count += 1
+    if fmt == "csv" and writer is None:
+        csv.writer(out).writerow(EXPORT_COLUMNS)
     return count
+
+
+def export(store: Store, fmt: str, out: IO[str] | str | Path) -> int:
+    """Write every event of the store, in chain order (see :func:`write_records`)."""
+    if fmt not in ("jsonl", "csv"):
+        raise UsageError(f"{fmt!r} is not an audit export format; use jsonl or csv.")
+    with _rows(store) as rows:
+        return write_records((_record(row) for row in rows), fmt, out)
 
 
 def list_events(

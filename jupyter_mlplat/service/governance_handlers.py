@@ -63,6 +63,20 @@ class AuditVerifyHandler(_GovernanceHandler):
         await self.run("audit_verify")
 
 
+class AuditEventsHandler(_GovernanceHandler):
+    metric_name = "audit_events"
+
+    async def get(self) -> None:
+        try:
+            after_seq = int(self.get_query_argument("after_seq", "0"))
+            limit = int(self.get_query_argument("limit", "1000"))
+        except ValueError:
+            from .auth import ApiError
+
+            raise ApiError(400, "after_seq and limit must be whole numbers.") from None
+        await self.run("audit_events", after_seq=after_seq, limit=limit)
+
+
 def governance_routes(prefix: str) -> list[tuple[str, type]]:
     return [
         (rf"{prefix}/api/models", ModelsHandler),
@@ -70,4 +84,5 @@ def governance_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}/api/approvals/(\d+)", ApprovalHandler),
         (rf"{prefix}/api/approvals/(\d+)/(approve|reject)", DecisionHandler),
         (rf"{prefix}/api/audit/verify", AuditVerifyHandler),
+        (rf"{prefix}/api/audit/events", AuditEventsHandler),
     ]

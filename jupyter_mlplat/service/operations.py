@@ -114,6 +114,13 @@ class GovernanceOperations:
         check_audit_reader(caller)
         return audit.verify(self.store)
 
+    def audit_events(self, caller: Identity, after_seq: int = 0, limit: int = 1000):
+        """A page of the audit log after ``after_seq`` (reviewers and admins)."""
+        from ..governance import audit
+
+        limit = max(1, min(int(limit), 5000))
+        return audit.list_events(self.store, caller, after_seq=int(after_seq), limit=limit)
+
 
 class PlatformOperations(GovernanceOperations):
     """The platform's operations for one settings object (one per process)."""
