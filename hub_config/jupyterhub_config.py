@@ -1,12 +1,1 @@
-"""JupyterHub configuration of jupyter-mlplat, for both modes.
-
-The mode comes from MLPLAT_MODE (`embedded` by default, or `kubernetes`); everything
-else is in jupyter_mlplat.hub.config. Override knobs in a config loaded before this
-file, e.g. ``jupyterhub -f my_config.py`` where my_config.py sets
-``c.MlplatHub.port = 9000`` and then calls ``load_subconfig(<this file>)``.
-"""
-
-from jupyter_mlplat.hub.config import configure
-
-c = get_config()  # noqa: F821 - provided by JupyterHub
-configure(c)
+../jupyter_mlplat/resources/jupyterhub_config.py

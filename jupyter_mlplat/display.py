@@ -15,6 +15,35 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
+class Message:
+    """A one-line result: shown as the plain sentence in a notebook and on the terminal."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Message) and other.text == self.text
+
+
+class AuditVerifyView:
+    """The outcome of ``audit verify``; attributes pass through (``result.ok``)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __repr__(self) -> str:
+        r = self.model
+        if r.ok:
+            return f"Audit log intact: {r.events} events verified."
+        return f"Audit log BROKEN at event {r.first_broken_seq}: {r.reason}"
+
+
 class ApprovalView:
     """One approval request with its checks and decisions."""
 
@@ -40,7 +69,8 @@ class ApprovalView:
             mark = "pass" if check.passed else "FAIL"
             lines.append(f"  [{mark}] {check.name}: {check.message}")
         for d in r.decisions:
-            lines.append(f"  {d.verdict} by {d.reviewer}: {d.comment or '(no comment)'}")
+            overrides = f" (overrides {', '.join(d.overrides)})" if d.overrides else ""
+            lines.append(f"  {d.verdict} by {d.reviewer}{overrides}: {d.comment or '(no comment)'}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -69,9 +99,8 @@ class ApprovalView:
 class ApprovalListView:
     """Approval requests as a table."""
 
-    def __init__(self, model):
-        self.model = model
-        self.requests = [ApprovalView(r) for r in model.requests]
+    def __init__(self, requests):
+        self.requests = [ApprovalView(r) for r in requests]
 
     def __len__(self) -> int:
         return len(self.requests)

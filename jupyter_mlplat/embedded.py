@@ -1,7 +1,9 @@
-"""The embedded platform on one machine: MLflow tracking server + JupyterLab.
+"""The embedded platform on one machine: JupyterHub with the platform service, MLflow
+and the idle culler.
 
-``mlplat up`` (and so ``make up``) runs this in the foreground and stops both
-processes on Ctrl-C. The hub issue replaces the bare Lab with JupyterHub.
+``mlplat up`` (and so ``make up``) runs the hub in the foreground: it prints the URL and
+the demo logins, sends the hub's own log to ``$MLPLAT_HOME/hub/jupyterhub.log`` and
+stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> None:
-    """Wait until ``url`` answers, failing early if ``proc`` exits."""
+    """Wait until ``url`` answers, failing early if ``proc`` exits (never through a proxy)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{url} did not come up: the process exited with {proc.returncode}.")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with opener.open(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.3)
@@ -108,38 +111,105 @@ def hub_command(config_file: Path) -> list[str]:
     return [_bin("jupyterhub"), "-f", str(config_file)]
 
 
+def _hub_child_setup() -> None:  # in the hub process, before exec
+    from .hub.supervise import set_parent_death_signal
+
+    set_parent_death_signal(signal.SIGTERM)  # `mlplat up` killed -> the hub stops too
+
+
+def _new_log_lines(log_path: Path, offset: int, limit: int = 15) -> list[str]:
+    """What the hub wrote to its log since ``offset``: its own one-line refusals
+    (``jupyter-mlplat: ...``) if any, else the last ``limit`` lines."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    ours = [line for line in lines if line.startswith("jupyter-mlplat:")]
+    return ours or lines[-limit:]
+
+
 def up(
     settings: MlplatSettings,
     *,
-    config_file: Path,
-    url: str = "http://127.0.0.1:8000",
+    config_file: Path | str | None = None,
+    url: str | None = None,
+    stop_timeout: float = 60,
 ) -> int:
-    """Run JupyterHub (with proxy, platform service, MLflow and culler) until Ctrl-C."""
-    from .hub.users import DEMO_USERS, ensure_demo_users
+    """Run JupyterHub (with proxy, platform service, MLflow and culler) until Ctrl-C.
 
+    ``config_file`` defaults to the hub config shipped in the package; ``url`` to the
+    public URL of the ``c.MlplatHub`` knobs (``ip``, ``port``) in
+    ``$MLPLAT_HOME/mlplat_config.py``, the same ones the hub config reads. The hub's own
+    log goes to ``$MLPLAT_HOME/hub/jupyterhub.log``; the terminal gets a few lines.
+    """
+    from .hub.config import hub_knobs, public_url
+    from .hub.secrets import ensure_private_dir
+    from .hub.users import DEMO_USERS, ensure_demo_users
+    from .resources import hub_config_file
+
+    config_file = Path(config_file).expanduser().resolve() if config_file else hub_config_file()
+    url = (url or public_url(hub_knobs(settings))).rstrip("/")
     print(f"mlplat: preparing {settings.home} (demo feature repo at {settings.feature_repo})")
     extra_env = prepare_home(settings)
-    hub_dir = Path(settings.home) / "hub"
+    hub_dir = ensure_private_dir(Path(settings.home) / "hub")
     logins = ensure_demo_users(hub_dir / "users.yaml", hub_dir / "demo-passwords.txt")
     env = {**os.environ, **extra_env, "MLPLAT_HOME": settings.home, "MLPLAT_MODE": "embedded"}
-    proc = subprocess.Popen(hub_command(config_file), env=env, cwd=hub_dir)
+    log_path = hub_dir / "jupyterhub.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    print(f"mlplat: starting JupyterHub; its log is {log_path}")
+    with open(log_path, "ab") as log:
+        # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the hub
+        # once (two signals make JupyterHub run its shutdown twice, with tracebacks).
+        proc = subprocess.Popen(
+            hub_command(config_file),
+            env=env,
+            cwd=hub_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_hub_child_setup,
+        )
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        wait_http(f"{url}/hub/api/", proc, 180)
-        print(f"\nmlplat: JupyterHub is up at {url}  (Ctrl-C stops everything)")
+        wait_http(f"{url}/hub/health", proc, 180)
+        print(f"mlplat: JupyterHub is up at {url}  (Ctrl-C stops everything)")
         if logins:
             print("mlplat: demo logins (user / password / groups):")
             for name, password in logins.items():
                 print(f"  {name:<6} {password:<14} {', '.join(DEMO_USERS.get(name, []))}")
         else:
-            print(f"mlplat: users are in {hub_dir / 'users.yaml'}")
-        signal.signal(signal.SIGTERM, _interrupt)
-        return proc.wait()
+            print(
+                f"mlplat: users are in {hub_dir / 'users.yaml'} "
+                "(`mlplat hub add-user NAME --group team-churn` adds one)"
+            )
+        code = proc.wait()
+        print(f"mlplat: JupyterHub exited with status {code}; see {log_path}")
+        return code if code >= 0 else 128 - code
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:
         print(f"mlplat: {exc}")
+        for line in _new_log_lines(log_path, offset):
+            print(f"  {line}")
+        print(f"mlplat: the whole log is {log_path}")
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_process(proc, grace=30)
+        if proc.poll() is None:
+            print("mlplat: stopping JupyterHub, its servers and services...")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(stop_timeout)
+                print("mlplat: stopped.")
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                print(f"mlplat: JupyterHub did not stop within {stop_timeout:.0f} s and was "
+                      f"killed; see {log_path}")  # fmt: skip
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -204,17 +204,26 @@ def get_features(features: str | Sequence[str], entities, *, historical: bool = 
     """
     from .features import get_features as retrieve
 
-    result = retrieve(features, entities, historical=historical)
+    result = retrieve(features, entities, historical=historical, repo=get_settings().feature_repo)
     tracker = _tracker
     if tracker is not None and tracker.active_run is not None:
         tracker.log_feature_lineage(result.lineage)
     return result.df
 
 
+_clients: dict[int, object] = {}
+
+
 def _client():
+    """One client per settings object (the in-process one holds the store and MLflow)."""
     from .client import PlatformClient
 
-    return PlatformClient(get_settings())
+    settings = get_settings()
+    client = _clients.get(id(settings))
+    if client is None or client.settings is not settings:
+        _clients.clear()
+        client = _clients[id(settings)] = PlatformClient(settings)
+    return client
 
 
 def register(run_id: str | None = None, *, model: str, artifact: str | None = None):
@@ -243,7 +252,7 @@ def list_approvals(*, pending: bool = False):
     """Approval requests you may see (your teams', or all for reviewers and admins)."""
     from .display import ApprovalListView
 
-    return ApprovalListView(_client().list_approvals(pending))
+    return ApprovalListView(_client().iterate("list_approvals", pending=pending, limit=1000))
 
 
 def show_approval(request_id: int):
@@ -264,3 +273,50 @@ def reject(request_id: int, *, comment: str | None = None):
     from .display import ApprovalView
 
     return ApprovalView(_client().reject(request_id, comment))
+
+
+def audit_verify():
+    """Re-compute the audit chain; names the first broken event (reviewers and admins)."""
+    from .display import AuditVerifyView
+
+    return AuditVerifyView(_client().audit_verify())
+
+
+def audit_export(fmt: str = "jsonl", output: str | None = None):
+    """Write every audit event as ``jsonl`` or ``csv`` to ``output`` (default: stdout)."""
+    import sys
+
+    from .display import Message
+    from .governance.export import iso, write_records
+
+    records = ({**e.model_dump(), "time": iso(e.time)} for e in _client().iter_audit_events())
+    count = write_records(records, fmt, output or sys.stdout)
+    return Message(f"Exported {count} events" + (f" to {output}." if output else "."))
+
+
+def create_demo_features(path: str | None = None):
+    """Generate, apply and materialize the demo Feast repo (default: the configured one)."""
+    from .display import Message
+    from .features import create_demo_repo
+
+    repo = create_demo_repo(path or get_settings().feature_repo)
+    return Message(f"Demo feature repo ready at {repo}")
+
+
+def manage_hub_user(action: str, args):
+    """``mlplat hub add-user | remove-user | set-password`` on the embedded hub's users file."""
+    from pathlib import Path
+
+    from .display import Message
+    from .hub import users
+
+    users_file = Path(get_settings().home) / "hub" / "users.yaml"
+    if action == "add":
+        password = users.add_user(users_file, args.name, args.group, password=args.password)
+        groups = ", ".join(args.group) or "no groups"
+        return Message(f"Added {args.name} ({groups}); password: {password}")
+    if action == "remove":
+        users.remove_user(users_file, args.name)
+        return Message(f"Removed {args.name}; their running server keeps running until stopped.")
+    password = users.set_password(users_file, args.name, password=args.password)
+    return Message(f"New password of {args.name}: {password}")

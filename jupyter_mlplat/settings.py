@@ -355,6 +355,28 @@ class MlplatSettings(Configurable):
         about 30 s and restarts it. Example: c.MlplatSettings.client_retry_seconds = 15""",
     )
 
+    max_body_bytes = Int(
+        1024 * 1024,
+        config=True,
+        help="""Largest request body the platform service accepts; larger ones are refused with
+        413 before they are parsed. Example: c.MlplatSettings.max_body_bytes = 4 * 1024 * 1024""",
+    )
+
+    max_text_bytes = Int(
+        4096,
+        config=True,
+        help="""Largest free-text field (an approval's reason, a reviewer's comment), in UTF-8
+        bytes; longer ones are refused with 413. Example: c.MlplatSettings.max_text_bytes = 8192""",
+    )
+
+    idempotency_ttl_seconds = Float(
+        24 * 3600,
+        config=True,
+        help="""How long the platform service remembers the answer to a mutating request, so a
+        client retrying with the same Idempotency-Key gets it again instead of acting twice.
+        Example: c.MlplatSettings.idempotency_ttl_seconds = 3600""",
+    )
+
     hub_cache_seconds = Float(
         30.0,
         config=True,

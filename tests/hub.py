@@ -33,7 +33,15 @@ import requests
 from jupyter_mlplat.embedded import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The checkout's configurable-http-proxy (npm); hubs under test find it on PATH, as
+# `make up` does, not through a path computed by the package.
 CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def path_with_proxy(path: str | None = None) -> str:
+    """``PATH`` (default this process's) with the checkout's node_modules/.bin first."""
+    rest = path if path is not None else os.environ.get("PATH", os.defpath)
+    return os.pathsep.join([str(CHP.parent), *(p for p in rest.split(os.pathsep) if p)])
 
 ADMIN_SCOPES = [
     "admin:users", "admin:servers", "admin:groups", "tokens", "access:servers",
@@ -83,7 +91,6 @@ class JupyterHubProcess:
             "--ip=127.0.0.1", f"--port={self.port}",
             "--JupyterHub.hub_ip=127.0.0.1", f"--JupyterHub.hub_port={self.hub_port}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{self.proxy_api_port}",
-            f"--ConfigurableHTTPProxy.command={CHP}",
             f"--ConfigurableHTTPProxy.pid_file={self.workdir / 'proxy.pid'}",
             f"--JupyterHub.pid_file={self.workdir / 'jupyterhub.pid'}",
             f"--JupyterHub.db_url=sqlite:///{self.workdir / 'jupyterhub.sqlite'}",
@@ -102,6 +109,7 @@ class JupyterHubProcess:
             "MLPLAT_TEST_HUB_ADMIN_TOKEN": self.admin_token,
             "MLPLAT_TEST_HUB_WORKDIR": str(self.workdir),
         }
+        env["PATH"] = path_with_proxy(env.get("PATH"))
         for name in [k for k in env if k.startswith("JUPYTERHUB_")]:
             env.pop(name)  # a hub run from inside a hub must not inherit its identity
         with open(self.log_path, "ab") as log:
@@ -114,7 +122,7 @@ class JupyterHubProcess:
                 start_new_session=True,
             )
         try:
-            self.wait_for("/hub/api/", timeout=timeout)
+            self.wait_for("/hub/health", timeout=timeout)  # 200 without a login
         except BaseException:
             self.stop()
             raise

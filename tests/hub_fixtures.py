@@ -1,4 +1,4 @@
-"""The real multi-user hub of hub_config/jupyterhub_config.py, once per test session.
+"""The real multi-user hub of the shipped hub config, once per test session.
 
 JupyterHub with configurable-http-proxy, the platform service, MLflow and the idle
 culler on free loopback ports; alice (churn), bob (fraud) and rita (churn +
@@ -14,11 +14,13 @@ import requests
 
 from jupyter_mlplat.embedded import free_port
 from jupyter_mlplat.hub.users import UserRecord, hash_password, save_users
-from tests.hub import REPO_ROOT, JupyterHubProcess
+from jupyter_mlplat.resources import hub_config_file
+from tests.hub import JupyterHubProcess
 
 __all__ = ["CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "write_home", "xsrf_of"]
 
-CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config.py"
+# jupyter_mlplat/resources/jupyterhub_config.py (hub_config/ in the checkout links to it)
+CONFIG = hub_config_file()
 USERS = {
     "alice": ("alice-pw-1", ["team-churn"]),
     "bob": ("bob-pw-2", ["team-fraud"]),

@@ -78,7 +78,7 @@ def test_empty_log_verifies(store):
 def test_odd_values_are_stored_as_plain_json(store):
     with store.transaction() as session:
         audit.append(session, "a", "x", "s", {"nan": float("nan"), "t": utcnow()}, ["é", 1], None)
-    (event,) = audit.list_events(store, ADMIN).events
+    (event,) = audit.list_events(store, ADMIN).items
     assert event.before["nan"] == "nan" and event.after == ["é", 1] and event.reason == ""
     assert audit.verify(store).ok
 
@@ -153,7 +153,7 @@ def test_concurrent_appends_keep_one_chain(store):
 
 def test_export_jsonl_and_csv(store, tmp_path):
     add(store, 3)
-    events = audit.list_events(store, REVIEWER).events
+    events = audit.list_events(store, REVIEWER).items
 
     out = io.StringIO()
     assert audit.export(store, "jsonl", out) == 3
@@ -182,11 +182,11 @@ def test_reading_needs_reviewer_or_admin(store):
     with pytest.raises(PermissionDenied):
         audit.list_events(store, USER)
     page = audit.list_events(store, ADMIN, limit=3)
-    assert [e.seq for e in page.events] == [1, 2, 3] and page.next_seq == 3
-    rest = audit.list_events(store, ADMIN, after_seq=page.next_seq, limit=10)
-    assert [e.seq for e in rest.events] == [4, 5, 6, 7] and rest.next_seq is None
+    assert [e.seq for e in page.items] == [1, 2, 3] and page.next_cursor == "3"
+    rest = audit.list_events(store, ADMIN, after_seq=int(page.next_cursor), limit=10)
+    assert [e.seq for e in rest.items] == [4, 5, 6, 7] and rest.next_cursor is None
     fraud = audit.list_events(store, REVIEWER, subject="fraud-model/")
-    assert [e.seq for e in fraud.events] == [6, 7]
+    assert [e.seq for e in fraud.items] == [6, 7]
 
 
 def test_verify_handles_100k_events_quickly(store):

@@ -238,13 +238,21 @@ def test_validation_uses_cached_catalog(retriever):
     assert calls == [1]  # only the miss re-read the registry, once
 
 
-def test_get_features_uses_settings_repo_and_caches(demo_feature_repo):  # noqa: F811
+def test_get_features_takes_the_repo_and_caches(demo_feature_repo, tmp_path):  # noqa: F811
+    """The repo is an argument (callers pass the settings' feature_repo); the process-wide
+    settings are not consulted, even when they name another repo."""
     clear_retrievers()
-    reset_settings(MlplatSettings(feature_repo=str(demo_feature_repo)))
+    reset_settings(MlplatSettings(feature_repo=str(tmp_path / "elsewhere")))
     try:
-        first = get_features(STATS, pd.DataFrame({"customer_id": [1010]}))
+        first = get_features(STATS, pd.DataFrame({"customer_id": [1010]}), repo=demo_feature_repo)
         assert first.lineage["repo"] == str(demo_feature_repo)
-        assert get_retriever() is get_retriever(demo_feature_repo) is get_retriever()
+        assert get_retriever(demo_feature_repo) is get_retriever(str(demo_feature_repo))
+        with pytest.raises(TypeError):
+            get_features(STATS, pd.DataFrame({"customer_id": [1010]}))  # no repo
+        with pytest.raises(TypeError):
+            get_retriever()  # no repo
+        with pytest.raises(TypeError, match="path of a Feast repository"):
+            get_retriever(None)
     finally:
         reset_settings(None)
 

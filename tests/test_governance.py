@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from jupyter_mlplat.errors import NotFoundError, PermissionDenied, ServiceUnavailable, UsageError
+from jupyter_mlplat.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    ServiceUnavailable,
+    UsageError,
+)
 from jupyter_mlplat.governance import (
     POLICY_ACTOR,
     Policy,
@@ -185,18 +191,24 @@ def test_failed_checks_block_auto_approval_and_record_inputs(store):
 
 def test_high_risk_models_are_never_auto_approved(store, settings):
     settings.high_risk_models = [MODEL]
-    request = request_approval(store, ALICE, MODEL, 1, "staging", "", info())
+    policy = Policy.from_settings(settings)
+    request = request_approval(store, ALICE, MODEL, 1, "staging", "", info(), policy=policy)
     assert request.checks_passed and request.high_risk and request.approvals_required == 2
     assert request.status == "requested"
 
 
 def test_metric_against_baseline(store, settings):
     settings.approval_min_improvement = 0.01
-    first = request_approval(store, ALICE, MODEL, 1, "staging", "", info(accuracy=0.9))
+    policy = Policy.from_settings(settings)
+    first = request_approval(
+        store, ALICE, MODEL, 1, "staging", "", info(accuracy=0.9), policy=policy
+    )
     assert first.status == "approved"
     assert first.checks[0].inputs["rule"] == "no baseline yet"
 
-    worse = request_approval(store, ALICE, MODEL, 2, "staging", "", info("run2", "d2", 0.905))
+    worse = request_approval(
+        store, ALICE, MODEL, 2, "staging", "", info("run2", "d2", 0.905), policy=policy
+    )
     metric = worse.checks[0]
     assert worse.status == "requested" and not metric.passed
     assert metric.inputs["value"] == 0.905
@@ -204,10 +216,14 @@ def test_metric_against_baseline(store, settings):
     assert metric.inputs["baseline_version"] == "1"
     assert metric.inputs["rule"] == "accuracy >= baseline + 0.01"
 
-    better = request_approval(store, ALICE, MODEL, 3, "staging", "", info("run3", "d3", 0.95))
+    better = request_approval(
+        store, ALICE, MODEL, 3, "staging", "", info("run3", "d3", 0.95), policy=policy
+    )
     assert better.checks[0].passed and better.status == "approved"
 
-    missing = request_approval(store, ALICE, MODEL, 4, "staging", "", info("run4", "d4", None))
+    missing = request_approval(
+        store, ALICE, MODEL, 4, "staging", "", info("run4", "d4", None), policy=policy
+    )
     assert not missing.checks[0].passed
     assert "no numeric metric 'accuracy'" in missing.checks[0].message
 
@@ -218,7 +234,7 @@ def test_policy_comes_from_settings(settings):
     settings.approval_min_metric = 3.0
     settings.approval_baseline = "deployed"
     settings.staging_auto_approval = False
-    policy = Policy.from_settings()
+    policy = Policy.from_settings(settings)
     assert (policy.metric, policy.greater_is_better, policy.min_metric) == ("rmse", False, 3.0)
     assert policy.baseline == "deployed" and not policy.may_auto_approve("staging", True, False)
 
@@ -321,7 +337,7 @@ def test_changed_version_cannot_be_approved(store):
     ):
         with pytest.raises(StateConflict, match=f"changed since request #{request.id}.*{what}"):
             approve(store, REV1, request.id, "", current)
-    assert issubclass(StateConflict, UsageError)
+    assert issubclass(StateConflict, ConflictError) and StateConflict.http_status == 409
     assert get_request(store, REV1, request.id).status == "requested"
     assert count(store, Decision) == 0
 
@@ -401,11 +417,11 @@ def test_listing_and_reading_follow_teams(store):
     other = request_approval(store, MALLORY, "fraud-model", 1, "production", "", info())
     request_approval(store, ALICE, MODEL, 1, "staging", "", info())  # approved at once
 
-    assert [r.id for r in list_requests(store, ALICE).requests] == [own.id, own.id + 2]
-    assert [r.id for r in list_requests(store, ALICE, pending=True).requests] == [own.id]
-    assert [r.id for r in list_requests(store, REV1, pending=True).requests] == [own.id, other.id]
-    assert len(list_requests(store, ADMIN).requests) == 3
-    assert [r.model for r in list_requests(store, REV1, model=MODEL).requests] == [MODEL, MODEL]
+    assert [r.id for r in list_requests(store, ALICE).items] == [own.id, own.id + 2]
+    assert [r.id for r in list_requests(store, ALICE, pending=True).items] == [own.id]
+    assert [r.id for r in list_requests(store, REV1, pending=True).items] == [own.id, other.id]
+    assert len(list_requests(store, ADMIN).items) == 3
+    assert [r.model for r in list_requests(store, REV1, model=MODEL).items] == [MODEL, MODEL]
 
     with pytest.raises(PermissionDenied, match="belongs to team 'fraud'"):
         get_request(store, ALICE, other.id)

@@ -13,7 +13,6 @@ import jupyter_mlplat as mlplat
 from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.errors import NotFoundError, PermissionDenied, UsageError
 from jupyter_mlplat.identity import ROLE_REVIEWER, Identity
-from jupyter_mlplat.service.operations import PlatformOperations
 from jupyter_mlplat.settings import MlplatSettings
 
 ALICE = Identity("alice", ("churn",), "test")
@@ -63,44 +62,49 @@ def train_run(configure, demo_feature_repo, tmp_path):
 def ops(configure, mlflow_server, tmp_path):
     settings = configure(tracking_uri=mlflow_server.uri)
     settings.store_url = f"sqlite:///{tmp_path / 'platform.db'}"
-    return PlatformOperations(settings)
+
+    def as_user(identity: Identity) -> PlatformClient:
+        return PlatformClient(settings, transport="inprocess", identity=identity)
+
+    as_user.settings = settings
+    return as_user
 
 
 def test_register_request_review_in_process(ops, train_run, mlflow_server):
     run_id = train_run(mlflow_server.uri, "churn")
-    version = ops.register_model(ALICE, "churn-model", run_id)
+    version = ops(ALICE).register_model("churn-model", run_id)
     assert version.version == "1" and len(version.artifact_digest) == 64
     client = MlflowClient(mlflow_server.uri)
     assert client.get_model_version("churn-model", "1").run_id == run_id
 
     other_run = train_run(mlflow_server.uri, "fraud")
     with pytest.raises(PermissionDenied, match="churn"):
-        ops.register_model(BOB, "churn-model", other_run)
+        ops(BOB).register_model("churn-model", other_run)
 
-    staging = ops.request_approval(ALICE, "churn-model", "1", "staging")
+    staging = ops(ALICE).request_approval("churn-model", "1", "staging")
     assert staging.status == "approved", [c for c in staging.checks if not c.passed]
     assert {c.name for c in staging.checks} >= {"metric_vs_baseline", "team_owns_model"}
     assert client.get_model_version_by_alias("churn-model", "staging").version == "1"
-    again = ops.request_approval(ALICE, "churn-model", "1", "staging")
+    again = ops(ALICE).request_approval("churn-model", "1", "staging")
     assert again.id == staging.id
 
-    production = ops.request_approval(ALICE, "churn-model", "1", "production", reason="ship")
+    production = ops(ALICE).request_approval("churn-model", "1", "production", reason="ship")
     assert production.status == "requested"
     with pytest.raises(PermissionDenied):
-        ops.approve(ALICE, production.id, "looks good to me")
+        ops(ALICE).approve(production.id, "looks good to me")
     with pytest.raises(UsageError, match="comment"):
-        ops.reject(RITA, production.id, "")
-    approved = ops.approve(RITA, production.id, "reviewed the checks")
+        ops(RITA).reject(production.id, "")
+    approved = ops(RITA).approve(production.id, "reviewed the checks")
     assert approved.status == "approved"
     assert client.get_model_version_by_alias("churn-model", "production").version == "1"
     assert client.get_model_version("churn-model", "1").tags["mlplat.approval.production"] == (
         "approved"
     )
-    assert ops.audit_verify(RITA).ok
+    assert ops(RITA).audit_verify().ok
     with pytest.raises(PermissionDenied):
-        ops.audit_verify(ALICE)
+        ops(ALICE).audit_verify()
     with pytest.raises(NotFoundError, match="no-such-model"):
-        ops.request_approval(ALICE, "no-such-model", "1", "staging")
+        ops(ALICE).request_approval("no-such-model", "1", "staging")
 
 
 def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens, train_run):
@@ -222,8 +226,8 @@ def test_cli_lists_verifies_and_exports(ops, train_run, mlflow_server, configure
 
     run_id = train_run(mlflow_server.uri, "churn")
     store = ops.settings.store_url
-    ops.register_model(ALICE, "cli-model", run_id)
-    request = ops.request_approval(ALICE, "cli-model", "1", "production")
+    ops(ALICE).register_model("cli-model", run_id)
+    request = ops(ALICE).request_approval("cli-model", "1", "production")
 
     configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="rita", roles=["reviewer"],
               store_url=store)  # fmt: skip
@@ -244,5 +248,5 @@ def test_cli_lists_verifies_and_exports(ops, train_run, mlflow_server, configure
     assert len(events) == len(rows) and events[0]["prev_hash"] != events[1]["prev_hash"]
 
     configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="alice", store_url=store)
-    assert main(["audit", "verify"]) == 2  # not a reviewer: one clear line, exit 2
+    assert main(["audit", "verify"]) == 3  # not a reviewer: one clear line, exit 3 (forbidden)
     assert "reviewer" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The real multi-user hub: hub_config/jupyterhub_config.py in embedded mode.
+"""The real multi-user hub: the shipped hub config in embedded mode.
 
 Fixtures in tests/hub_fixtures.py: one hub per session, users logged in through the form.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub import REPO_ROOT as REPO
+from jupyter_mlplat.resources import default_profiles_dir
 from tests.hub_fixtures import CONFIG, USERS, login, write_home
 
 
@@ -111,7 +111,7 @@ async def test_spawned_server_gets_the_profile_and_the_hub_identity(platform_hub
 def test_invalid_profiles_folder_stops_the_hub_naming_file_and_field(tmp_path):
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    for source in (REPO / "spawner_profiles").iterdir():
+    for source in default_profiles_dir().iterdir():
         (profiles / source.name).write_text(source.read_text())
     broken = profiles / "churn.yaml"
     broken.write_text(broken.read_text().replace("max_count: 1", "max_count: -1", 1))
@@ -162,7 +162,8 @@ def test_spawn_form_shows_only_own_profiles_with_gpu_choices_and_starts_the_choi
 def test_idle_culler_and_services_run_under_the_hub(platform_hub):
     services = platform_hub.api("GET", "/services").json()
     assert {"mlplat", "mlflow", "idle-culler"} <= set(services)
-    assert services["idle-culler"]["command"][-1].startswith("--timeout=")
+    culler = services["idle-culler"]["command"]
+    assert "--timeout=3600" in culler and "--cull-every=600" in culler
     health = platform_hub.request("GET", f"{platform_hub.url}/services/mlplat/api/health")
     assert health.status_code == 200
 

@@ -110,7 +110,7 @@ def test_a_failing_cell_ends_the_run_failed_and_the_error_reaches_the_user(shell
         ("%mlplat frobnicate", UsageError, "Unknown command 'frobnicate'"),
         ("%mlplat deploy m 1", UsageError, "not available in this version yet"),
         ("%mlplat run x", UsageError, "cell magic"),
-        ("%mlplat experiment", UsageError, "required: name"),
+        ("%mlplat experiment", UsageError, "required: NAME"),
         ("%mlplat experiment payments/x", PermissionDenied, "not a member of team 'payments'"),
         ("%mlplat experiment 'unclosed", UsageError, "check your quotes"),
         ("%mlplat features v:f --entities nope", UsageError, "no variable named 'nope'"),

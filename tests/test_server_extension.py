@@ -42,3 +42,43 @@ def test_status_endpoint_refuses_requests_without_a_token(fetch, configure):
     with pytest.raises(HTTPClientError) as caught:
         fetch("mlplat", "api", "status", headers={"Authorization": ""})
     assert caught.value.code in (401, 403)
+
+
+def test_platform_endpoints_are_served_through_the_async_client(fetch, configure):
+    configure(user="dana", teams=["churn"])
+    me = json.loads(fetch("mlplat", "api", "me").body)
+    assert (me["user"], me["teams"]) == ("dana", ["churn"])
+    page = json.loads(fetch("mlplat", "api", "approvals", params={"pending": "true"}).body)
+    assert page == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        (("mlplat", "api", "approvals", "4242"), 404, "not_found"),
+        (("mlplat", "api", "approvals", "99999999999999999999999999"), 400, "usage"),
+        (("mlplat", "api", "audit", "verify"), 403, "forbidden"),
+    ],
+)
+def test_extension_maps_errors_with_the_error_table(fetch, configure, path, status, code):
+    configure(user="dana", teams=["churn"])
+    with pytest.raises(HTTPClientError) as caught:
+        fetch(*path)
+    assert caught.value.code == status
+    body = json.loads(caught.value.response.body)
+    assert body["code"] == code and body["error"].endswith(".")
+
+
+def test_extension_refuses_unauthenticated_reads_and_writes(fetch, configure):
+    """No token and no login cookie: refused before the platform is called."""
+    configure(user="dana", teams=["churn"])
+    with pytest.raises(HTTPClientError) as caught:
+        fetch(
+            "mlplat", "api", "approvals", method="POST",
+            body=json.dumps({"model": "m", "version": "1"}),
+            headers={"Authorization": "", "Cookie": "_xsrf=abc"},
+        )  # fmt: skip
+    assert caught.value.code in (401, 403)
+    with pytest.raises(HTTPClientError) as caught:
+        fetch("mlplat", "api", "me", headers={"Authorization": ""})
+    assert caught.value.code in (401, 403)

@@ -14,7 +14,13 @@ from jupyter_mlplat.embedded import free_port
 from jupyter_mlplat.errors import ServiceUnavailable, UsageError
 from jupyter_mlplat.settings import MlplatSettings
 from jupyter_mlplat.store import Store, upgrade
-from jupyter_mlplat.store.db import VERSION_TABLE, get_store, normalize_url, reset_stores
+from jupyter_mlplat.store.db import (
+    VERSION_TABLE,
+    get_store,
+    head_revision,
+    normalize_url,
+    reset_stores,
+)
 from jupyter_mlplat.store.models import ApprovalRequest, Base, ModelOwnership, utcnow
 from tests.postgres import postgres_server, store_url  # noqa: F401 (fixtures)
 
@@ -24,6 +30,7 @@ TABLES = {
     "mlplat_checks",
     "mlplat_decisions",
     "mlplat_audit_events",
+    "mlplat_idempotency_keys",
     VERSION_TABLE,
 }
 
@@ -46,7 +53,7 @@ def request_row(status="requested", version="1", target="production"):
 
 def test_migrations_create_the_schema_and_match_the_models(store):
     assert set(sa.inspect(store.engine).get_table_names()) == TABLES
-    assert store.current_revision() == "0001_governance"
+    assert store.current_revision() == head_revision() == "0002_core"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
@@ -71,7 +78,7 @@ def test_upgrade_is_idempotent_and_safe_concurrently(store_url):  # noqa: F811 (
     assert not errors
     store = Store(store_url)  # at head already: a no-op
     try:
-        assert store.current_revision() == "0001_governance"
+        assert store.current_revision() == head_revision()
     finally:
         store.dispose()
 
@@ -202,6 +209,6 @@ def test_urls_and_settings(tmp_path, monkeypatch):
         store = get_store(settings)  # creates the data directory for its SQLite file
         assert get_store(settings) is store
         assert (tmp_path / "home" / "platform.db").is_file()
-        assert store.current_revision() == "0001_governance"
+        assert store.current_revision() == head_revision()
     finally:
         reset_stores()

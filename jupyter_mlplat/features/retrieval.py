@@ -313,12 +313,11 @@ _RETRIEVERS: dict[str, FeatureRetriever] = {}
 _RETRIEVERS_LOCK = threading.Lock()
 
 
-def get_retriever(repo: str | Path | None = None) -> FeatureRetriever:
-    """The cached retriever of ``repo`` (default: the settings' ``feature_repo``)."""
-    if repo is None:
-        from ..settings import get_settings
-
-        repo = get_settings().feature_repo
+def get_retriever(repo: str | Path) -> FeatureRetriever:
+    """The cached retriever of the Feast repository ``repo`` (callers pass the settings'
+    ``feature_repo``; this module reads no settings)."""
+    if repo is None or not isinstance(repo, str | os.PathLike):
+        raise TypeError(f"get_retriever needs the path of a Feast repository, got {repo!r}")
     key = os.fspath(repo)
     retriever = _RETRIEVERS.get(key)
     if retriever is not None:
@@ -344,12 +343,12 @@ def get_features(
     refs,
     entities,
     *,
+    repo: str | Path,
     historical: bool = False,
-    repo: str | Path | None = None,
     full_feature_names: bool = False,
 ) -> FeatureResult:
-    """Features for ``entities`` from the configured repo (or ``repo``); see
-    :meth:`FeatureRetriever.get`."""
+    """Features for ``entities`` from the Feast repository ``repo`` (required: callers pass
+    the settings' ``feature_repo``); see :meth:`FeatureRetriever.get`."""
     return get_retriever(repo).get(
         refs, entities, historical=historical, full_feature_names=full_feature_names
     )

@@ -3,7 +3,8 @@ decisions and a hash-chained audit log, all in the platform store (DESIGN §5).
 
 Callers (registration, the REST service, the client, magics) pass the caller's
 :class:`~jupyter_mlplat.identity.Identity` and, for a model version, a
-:class:`VersionInfo` read from MLflow; results are pydantic models (pure data).
+:class:`VersionInfo` read from MLflow; results are the REST schemas of
+:mod:`jupyter_mlplat.api.governance` (pure data).
 """
 
 from __future__ import annotations
@@ -12,18 +13,7 @@ from .audit import append, export, list_events, verify
 from .checks import VersionInfo
 from .ownership import claim_model, get_ownership, set_high_risk
 from .policy import POLICY_ACTOR, Policy, check_audit_reader
-from .views import (
-    DescribeApprovalRequest,
-    DescribeAuditEvent,
-    DescribeCheck,
-    DescribeDecision,
-    DescribeModelOwnership,
-    ListApprovalRequestsResponse,
-    ListAuditEventsResponse,
-    VerifyResult,
-    get_request,
-    list_requests,
-)
+from .queries import get_request, list_requests
 from .workflow import (
     StateConflict,
     approve,
@@ -36,16 +26,8 @@ from .workflow import (
 
 __all__ = [
     "POLICY_ACTOR",
-    "DescribeApprovalRequest",
-    "DescribeAuditEvent",
-    "DescribeCheck",
-    "DescribeDecision",
-    "DescribeModelOwnership",
-    "ListApprovalRequestsResponse",
-    "ListAuditEventsResponse",
     "Policy",
     "StateConflict",
-    "VerifyResult",
     "VersionInfo",
     "append",
     "approve",

@@ -5,7 +5,7 @@ first) and ``hash`` = sha256 of the canonical JSON of
 ``(seq, time, actor, action, subject, before, after, reason, prev_hash)``. Editing,
 deleting or re-ordering a stored event breaks the chain at that event, which
 :func:`verify` reports. (Cutting events off the *end* leaves a valid shorter chain:
-keep ``VerifyResult.last_hash`` somewhere else to detect that.)
+keep ``VerifyAuditResponse.last_hash`` somewhere else to detect that.)
 
 :func:`append` runs inside the caller's transaction so an event commits exactly
 when the state change it records does. Appends are serialized: PostgreSQL takes a
@@ -15,10 +15,9 @@ database lock (``BEGIN IMMEDIATE``), and the ``seq`` primary key rejects any for
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import encode_basestring as _quote  # as json.dumps, ensure_ascii=False
@@ -28,18 +27,17 @@ from typing import IO, Any
 from sqlalchemy import Text, cast, select, text
 from sqlalchemy.orm import Session
 
+from ..api.governance import ListAuditEventsResponse, VerifyAuditResponse
 from ..errors import UsageError
 from ..identity import Identity
 from ..store.db import Store
 from ..store.models import GENESIS_HASH, AuditEvent, canonical_json, iso, json_safe, utcnow
+from .export import EXPORT_COLUMNS, FIELDS, JSON_FIELDS, write_records
 from .policy import check_audit_reader
-from .views import DescribeAuditEvent, ListAuditEventsResponse, VerifyResult
+from .queries import describe_event
 
 # Key of the PostgreSQL advisory lock that serializes appends ("mlplat" + 0xA0).
 AUDIT_LOCK = 0x6D6C706C6174_A0
-FIELDS = ("seq", "time", "actor", "action", "subject", "before", "after", "reason", "prev_hash")
-EXPORT_COLUMNS = (*FIELDS, "hash")
-JSON_FIELDS = ("before", "after")
 _STREAM_BATCH = 5000
 
 
@@ -150,7 +148,7 @@ def _row_ok(row: Any) -> bool:
     return _digest(*fields, before, after, row.reason, row.prev_hash) == row.hash
 
 
-def verify(store: Store) -> VerifyResult:
+def verify(store: Store) -> VerifyAuditResponse:
     """Re-compute the whole chain; names the first event that does not hold."""
     count, previous, expected = 0, GENESIS_HASH, 1
     with _rows(store, raw_json=True) as rows:
@@ -164,42 +162,19 @@ def verify(store: Store) -> VerifyResult:
             elif not _row_ok(row):
                 problem = f"event {seq} was changed after it was written (its hash differs)"
             if problem:
-                return VerifyResult(ok=False, events=count, first_broken_seq=seq, reason=problem)
+                return VerifyAuditResponse(
+                    ok=False, events=count, first_broken_seq=seq, reason=problem
+                )
             count, previous, expected = count + 1, row.hash, seq + 1
-    return VerifyResult(ok=True, events=count, reason="", last_hash=previous if count else None)
+    return VerifyAuditResponse(
+        ok=True, events=count, reason="", last_hash=previous if count else None
+    )
 
 
 def _record(row: Any) -> dict[str, Any]:
     record = dict(row._mapping)
     record["time"] = iso(record["time"])
     return record
-
-
-def write_records(records: Iterable[dict[str, Any]], fmt: str, out: IO[str] | str | Path) -> int:
-    """Write event records (dicts of the export columns) as ``jsonl`` or ``csv`` to ``out``
-    (a text stream or a path); ``before``/``after`` are JSON text in CSV. Returns the count."""
-    if fmt not in ("jsonl", "csv"):
-        raise UsageError(f"{fmt!r} is not an audit export format; use jsonl or csv.")
-    if isinstance(out, str | Path):
-        with open(out, "w", encoding="utf-8", newline="") as stream:
-            return write_records(records, fmt, stream)
-    count = 0
-    writer = None
-    for record in records:
-        if fmt == "jsonl":
-            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-        else:
-            if writer is None:
-                writer = csv.writer(out)
-                writer.writerow(EXPORT_COLUMNS)
-            record = dict(record)
-            for key in JSON_FIELDS:
-                record[key] = json.dumps(record[key], ensure_ascii=False, sort_keys=True)
-            writer.writerow([record[c] for c in EXPORT_COLUMNS])
-        count += 1
-    if fmt == "csv" and writer is None:
-        csv.writer(out).writerow(EXPORT_COLUMNS)
-    return count
 
 
 def export(store: Store, fmt: str, out: IO[str] | str | Path) -> int:
@@ -220,7 +195,7 @@ def list_events(
     """A page of events (reviewers and admins only); ``subject`` may be a prefix
     such as ``"churn-model/"`` or ``"churn-model/3/"``."""
     check_audit_reader(identity)
-    limit = max(1, min(int(limit), 1000))
+    limit = max(1, min(int(limit), 5000))
     query = select(AuditEvent).where(AuditEvent.seq > after_seq)
     if subject:
         query = query.where(
@@ -229,6 +204,8 @@ def list_events(
         )
     with store.session() as session:
         rows = session.scalars(query.order_by(AuditEvent.seq).limit(limit + 1)).all()
-        events = [DescribeAuditEvent.of(r) for r in rows[:limit]]
+        events = [describe_event(r) for r in rows[:limit]]
     next_seq = events[-1].seq if len(rows) > limit else None
-    return ListAuditEventsResponse(events=events, next_seq=next_seq)
+    return ListAuditEventsResponse(
+        items=events, next_cursor=str(next_seq) if next_seq is not None else None
+    )

@@ -102,12 +102,21 @@ def check_metric(
     op = ">=" if better else "<="
     if value is None:
         return CheckResult(
-            METRIC, False, inputs, f"Run {info.run_id} has no numeric metric {name!r}."
+            METRIC,
+            False,
+            inputs,
+            f"Run {info.run_id} has no numeric metric {name!r}; log it in the run with "
+            f"`%mlplat log {name}=...` (or set c.MlplatSettings.approval_metric).",
         )
     if policy.min_metric is not None and sign * (value - policy.min_metric) < 0:
         inputs["rule"] = f"{name} {op} {policy.min_metric}"
         return CheckResult(
-            METRIC, False, inputs, f"{name} {value} misses the required {op} {policy.min_metric}."
+            METRIC,
+            False,
+            inputs,
+            f"{name} {value} misses the required {op} {policy.min_metric}; train a better "
+            "model and register it as a new version (the bar is "
+            "c.MlplatSettings.approval_min_metric).",
         )
     if base is None:
         inputs["rule"] = "no baseline yet"
@@ -115,13 +124,15 @@ def check_metric(
     required = base + sign * policy.min_improvement
     inputs["rule"] = f"{name} {op} baseline {'+' if better else '-'} {policy.min_improvement}"
     passed = sign * (value - required) >= 0
-    verdict = "meets" if passed else "misses"
-    return CheckResult(
-        METRIC,
-        passed,
-        inputs,
-        f"{name} {value} {verdict} {op} {required} (version {baseline.version}: {base}).",
-    )
+    if passed:
+        message = f"{name} {value} meets {op} {required} (version {baseline.version}: {base})."
+    else:
+        message = (
+            f"{name} {value} misses {op} {required} (version {baseline.version}: {base}); "
+            f"register a version that beats the baseline by {policy.min_improvement}, or a "
+            "reviewer may approve it with a comment saying why."
+        )
+    return CheckResult(METRIC, passed, inputs, message)
 
 
 def check_lineage(policy: Policy, info: VersionInfo) -> CheckResult:
@@ -133,15 +144,46 @@ def check_lineage(policy: Policy, info: VersionInfo) -> CheckResult:
         "missing": missing,
     }
     if missing:
-        return CheckResult(LINEAGE, False, inputs, f"Lineage lacks {', '.join(missing)}.")
+        return CheckResult(LINEAGE, False, inputs, _lineage_message(missing))
     return CheckResult(LINEAGE, True, inputs, "Lineage is complete.")
+
+
+# Which step records each lineage field (see tracking.capture and fluent.get_features).
+LINEAGE_STEPS = {
+    "run_id": "register a model logged inside an MLflow run",
+    "notebook_hash": "train in a saved notebook, or set MLPLAT_NOTEBOOK_PATH to it",
+    "code_version": "train in a git repository or a saved notebook",
+    "feature_refs": "fetch features with `%mlplat features VIEW:FEATURE --entities VAR` "
+    "inside the `%%mlplat run` cell",
+    "data_source": "fetch features with `%mlplat features VIEW:FEATURE --entities VAR` "
+    "inside the `%%mlplat run` cell",
+}
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _lineage_message(missing: list[str]) -> str:
+    """One sentence: the missing fields, grouped by the step that would record them."""
+    steps: dict[str, list[str]] = {}
+    for key in missing:
+        steps.setdefault(LINEAGE_STEPS.get(key, "record it on the run"), []).append(key)
+    parts = [f"{_and(keys)} ({step})" for step, keys in steps.items()]
+    return f"Lineage lacks {'; '.join(parts)}; then train again and register the new run."
 
 
 def check_pii(info: VersionInfo) -> CheckResult:
     pii = sorted(set(info.features_pii or ()))
     inputs = {"pii_features": pii}
     if pii:
-        return CheckResult(NO_PII, False, inputs, f"Uses PII-flagged features: {', '.join(pii)}.")
+        return CheckResult(
+            NO_PII,
+            False,
+            inputs,
+            f"Uses PII-flagged features: {', '.join(pii)}; train without them, or a reviewer "
+            "may approve it with a comment saying why.",
+        )
     return CheckResult(NO_PII, True, inputs, "No PII-flagged features.")
 
 
@@ -153,7 +195,13 @@ def check_team(identity: Identity, owner_team: str) -> CheckResult:
     }
     if owner_team in identity.teams:
         return CheckResult(TEAM_OWNS, True, inputs, f"Requester is in owning team {owner_team}.")
-    return CheckResult(TEAM_OWNS, False, inputs, f"Requester is not in team {owner_team}.")
+    return CheckResult(
+        TEAM_OWNS,
+        False,
+        inputs,
+        f"Requester is not in team {owner_team}; ask a member of {owner_team} to request "
+        "approval.",
+    )
 
 
 def run_checks(

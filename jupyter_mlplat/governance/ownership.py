@@ -13,12 +13,13 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..api.governance import DescribeModelOwnership
 from ..errors import NotFoundError, PermissionDenied, UsageError
 from ..identity import ROLE_ADMIN, Identity
 from ..store.db import Store
 from ..store.models import ModelOwnership, utcnow
 from . import audit
-from .views import DescribeModelOwnership
+from .queries import describe_ownership
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ def get_ownership(store: Store, model: str) -> DescribeModelOwnership | None:
     """Who owns ``model`` (None when nobody has registered it yet)."""
     with store.session() as session:
         row = session.get(ModelOwnership, model)
-        return DescribeModelOwnership.of(row) if row is not None else None
+        return describe_ownership(row) if row is not None else None
 
 
 def claim_model(
@@ -66,7 +67,7 @@ def claim_model(
                         f"Model name {model!r} is owned by team {row.team!r}; choose another "
                         f"name or ask a member of {row.team!r}."
                     )
-                return DescribeModelOwnership.of(row)
+                return describe_ownership(row)
             row = ModelOwnership(
                 model=model,
                 team=team,
@@ -78,7 +79,7 @@ def claim_model(
             session.flush()
             after = {"team": team, "registered_by": identity.user, "high_risk": bool(high_risk)}
             audit.append(session, identity.user, "model.claim", model, None, after, "registered")
-            return DescribeModelOwnership.of(row)
+            return describe_ownership(row)
 
     return retry_on_conflict(attempt)
 
@@ -102,4 +103,4 @@ def set_high_risk(
                 session, identity.user, "model.risk", model, before, {"high_risk": row.high_risk},
                 reason,
             )  # fmt: skip
-        return DescribeModelOwnership.of(row)
+        return describe_ownership(row)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PermissionDenied, UsageError
 from ..identity import ROLE_ADMIN, ROLE_REVIEWER, Identity
-from ..settings import MlplatSettings, get_settings
+from ..settings import MlplatSettings
 from ..store.models import TARGETS
 
 POLICY_ACTOR = "mlplat-policy"
@@ -41,8 +41,7 @@ class Policy:
     staging_auto_approval: bool = True
 
     @classmethod
-    def from_settings(cls, settings: MlplatSettings | None = None) -> Policy:
-        settings = settings or get_settings()
+    def from_settings(cls, settings: MlplatSettings) -> Policy:
         return cls(
             metric=settings.approval_metric,
             greater_is_better=settings.approval_metric_greater_is_better,

@@ -12,7 +12,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFoundError, PermissionDenied, UsageError
+from ..api.governance import DescribeApprovalRequest
+from ..errors import ConflictError, NotFoundError, PermissionDenied, UsageError
 from ..identity import Identity
 from ..store.db import Store
 from ..store.models import (
@@ -38,13 +39,13 @@ from .policy import (
     check_team_member,
     is_reviewer,
 )
-from .views import DescribeApprovalRequest, describe_request, request_not_found
-from .views import get_request as get_request
-from .views import list_requests as list_requests
+from .queries import describe_request, request_not_found
+from .queries import get_request as get_request
+from .queries import list_requests as list_requests
 
 
-class StateConflict(UsageError):
-    """The request is not in a state that allows this (HTTP layers may answer 409)."""
+class StateConflict(ConflictError):
+    """The request is not in a state that allows this (HTTP 409)."""
 
 
 def _lock_request(session: Session, request_id: int) -> ApprovalRequest:
@@ -119,7 +120,7 @@ def request_approval(
     request whose checks all pass for a model that is not high risk is approved at once
     by ``mlplat-policy``; everything else waits for people.
     """
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     version, target = str(version), check_target(target)
     if not version_info.exists:
         raise NotFoundError(
@@ -204,7 +205,9 @@ def _create(
     return describe_request(session, row, policy)
 
 
-def _decision(row: ApprovalRequest, reviewer: str, verdict: str, comment: str) -> Decision:
+def _decision(
+    row: ApprovalRequest, reviewer: str, verdict: str, comment: str, overrides=()
+) -> Decision:
     return Decision(
         reviewer=reviewer,
         verdict=verdict,
@@ -212,7 +215,13 @@ def _decision(row: ApprovalRequest, reviewer: str, verdict: str, comment: str) -
         run_id=row.run_id,
         artifact_digest=row.artifact_digest,
         decided_at=utcnow(),
+        overrides=list(overrides),
     )
+
+
+def failed_checks(row: ApprovalRequest) -> list[str]:
+    """Names of the request's automated checks that failed, in the order they ran."""
+    return [c.name for c in sorted(row.checks, key=lambda c: c.id or 0) if not c.passed]
 
 
 def _open_for_decision(row: ApprovalRequest, identity: Identity, verb: str) -> None:
@@ -239,9 +248,12 @@ def approve(
 ) -> DescribeApprovalRequest:
     """Approve a request for the exact version it names (``current``: what MLflow says now).
 
-    High-risk models stay ``requested`` until two distinct reviewers have approved.
+    Approving a request whose automated checks failed overrides them: it needs a comment
+    saying why, and the overridden checks are recorded on the decision and in the audit
+    event (``"overrides": [...]``). High-risk models stay ``requested`` until two distinct
+    reviewers have approved.
     """
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     with store.transaction() as session:
         row = _lock_request(session, request_id)
         owner = owner_of(session, row.model)
@@ -259,7 +271,14 @@ def approve(
                 f"Model {row.model!r} version {row.version} changed since request #{row.id} "
                 f"({changed}), so it cannot be approved; request approval again."
             )
-        row.decisions.append(_decision(row, identity.user, "approve", comment))
+        overrides = failed_checks(row)
+        if overrides and not (comment or "").strip():
+            raise UsageError(
+                f"Approval request #{row.id} failed the checks {', '.join(overrides)}, so "
+                "approving it overrides them and needs a comment saying why; pass "
+                "--comment TEXT."
+            )
+        row.decisions.append(_decision(row, identity.user, "approve", comment, overrides))
         session.flush()
         approvals = sum(
             d.verdict == "approve" and d.reviewer != POLICY_ACTOR for d in row.decisions
@@ -267,12 +286,14 @@ def approve(
         required = policy.approvals_required(row.model, owner.high_risk)
         if approvals >= required:
             _transition(session, row, "approved", identity.user, "approval.approve", comment,
-                        approvals=approvals)  # fmt: skip
+                        approvals=approvals, overrides=overrides)  # fmt: skip
         else:
             audit.append(
                 session, identity.user, "approval.review", row.subject,
                 {"status": row.status, "approvals": approvals - 1},
-                {"status": row.status, "approvals": approvals, "required": required}, comment,
+                {"status": row.status, "approvals": approvals, "required": required,
+                 "overrides": overrides},
+                comment,
             )  # fmt: skip
         return describe_request(session, row, policy)
 
@@ -288,7 +309,7 @@ def reject(
     """Reject a request; the comment (why) is required."""
     if not comment or not comment.strip():
         raise UsageError("Rejecting needs a comment saying why; pass --comment TEXT.")
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     with store.transaction() as session:
         row = _lock_request(session, request_id)
         owner = owner_of(session, row.model)
@@ -335,7 +356,7 @@ def check_deployable(
     policy: Policy | None = None,
 ) -> DescribeApprovalRequest:
     """The approval that allows deploying this version to ``target`` (raises if none)."""
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     target = check_target(target)
     with store.session() as session:
         row = _approved(session, identity, model, str(version), target, current)
@@ -354,7 +375,7 @@ def mark_deployed(
     policy: Policy | None = None,
 ) -> DescribeApprovalRequest:
     """Record that the approved version now serves ``target`` (a no-op when it already does)."""
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     target = check_target(target)
     with store.transaction() as session:
         row = _approved(session, identity, model, str(version), target, current)
@@ -375,7 +396,7 @@ def retire(
 ) -> DescribeApprovalRequest:
     """Retire an approved or deployed version at ``target``; deploying it again needs a new
     approval."""
-    policy = policy or Policy.from_settings()
+    policy = policy or Policy()
     version, target = str(version), check_target(target)
     with store.transaction() as session:
         check_team_member(identity, model, owner_of(session, model).team)

@@ -33,13 +33,15 @@ class MlplatFileAuthenticator(Authenticator):
     def _default_manage_groups(self):
         return True
 
-    _cache: tuple[float, dict] | None = None
+    _cache: tuple[tuple, dict] | None = None
 
     def _records(self) -> dict:
         path = Path(self.users_file)
-        mtime = path.stat().st_mtime
-        if self._cache is None or self._cache[0] != mtime:
-            self._cache = (mtime, load_users(path))
+        stat = path.stat()
+        # Every change replaces the file (a new inode), so this never misses one.
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, load_users(path))
         return self._cache[1]
 
     def check_allowed(self, username, authentication=None):

@@ -1,8 +1,11 @@
-"""Everything ``hub_config/jupyterhub_config.py`` sets, for both modes.
+"""Everything the shipped hub config (``jupyter_mlplat/resources/jupyterhub_config.py``,
+linked from the checkout's ``hub_config/``) sets, for both modes.
 
 The hub config file only calls :func:`configure`. Knobs live on :class:`MlplatHub`
-(set them in a config loaded before this one, e.g. ``c.MlplatHub.port = 8000``) and
-on :class:`~jupyter_mlplat.settings.MlplatSettings` (mode, data directory...).
+(set them in ``$MLPLAT_HOME/mlplat_config.py`` or in a config loaded before this one,
+e.g. ``c.MlplatHub.port = 8000``) and on :class:`~jupyter_mlplat.settings.MlplatSettings`
+(mode, data directory...). Nothing here is found relative to the source tree: shipped
+files come from :mod:`jupyter_mlplat.resources`, programs from ``PATH`` or a knob.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from traitlets import Int, Unicode, default
 from traitlets.config import Config, Configurable
 
 from ..errors import MlplatError
+from ..resources import default_profiles_dir
 from ..settings import MlplatSettings, get_settings
 from .secrets import ensure_private_dir, read_or_create_secret
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PROXY_EXECUTABLE = "configurable-http-proxy"
 SERVICE_NAME = "mlplat"
 MLFLOW_SERVICE = "mlflow"
 # MLflow 3 starts a job runner (8 processes, about 1.3 GB) by default; tracking needs none.
@@ -49,29 +53,54 @@ class MlplatHub(Configurable):
         config=True,
         help="Seconds before the idle culler stops an unused server. Example: c.MlplatHub.idle_timeout = 7200",
     )
+    cull_every = Int(
+        600,
+        config=True,
+        help="Seconds between two idle culler checks (--cull-every). Example: c.MlplatHub.cull_every = 300",
+    )
     profiles_dir = Unicode(
         config=True,
-        help="""Folder of team profiles. Example: c.MlplatHub.profiles_dir = "/srv/spawner_profiles" """,
+        help="""Folder of team profiles; default the profiles shipped in the package
+        (jupyter_mlplat/resources/spawner_profiles).
+        Example: c.MlplatHub.profiles_dir = "/srv/spawner_profiles" """,
     )
 
     @default("profiles_dir")
     def _default_profiles_dir(self):
-        return str(REPO_ROOT / "spawner_profiles")
+        return str(default_profiles_dir())
 
     proxy_command = Unicode(
+        "",
         config=True,
-        help="""configurable-http-proxy executable; default the one `make` installs from npm
-        into node_modules/. Example: c.MlplatHub.proxy_command = "/usr/local/bin/configurable-http-proxy" """,
+        help="""configurable-http-proxy executable; empty (the default) finds
+        `configurable-http-proxy` on PATH (`make up` puts the one npm installs into
+        node_modules/.bin there).
+        Example: c.MlplatHub.proxy_command = "/usr/local/bin/configurable-http-proxy" """,
     )
 
-    @default("proxy_command")
-    def _default_proxy_command(self):
-        local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-        return (
-            str(local)
-            if local.exists()
-            else (shutil.which("configurable-http-proxy") or str(local))
-        )
+
+def hub_knobs(settings: MlplatSettings | None = None, c: Config | None = None) -> MlplatHub:
+    """The :class:`MlplatHub` knobs: ``$MLPLAT_HOME/mlplat_config.py`` (read by the
+    settings), overridden by the hub config ``c`` when given."""
+    settings = settings or get_settings()
+    merged = Config()
+    merged.merge(settings.config)
+    if c is not None:
+        merged.merge(c)
+    return MlplatHub(config=merged)
+
+
+def public_url(hub: MlplatHub) -> str:
+    """The URL of the hub's public (proxy) port, as a browser on this machine reaches it."""
+    host = hub.ip if hub.ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{hub.port}"
+
+
+def find_proxy(hub: MlplatHub) -> str | None:
+    """The configurable-http-proxy to run: ``c.MlplatHub.proxy_command``, else ``PATH``."""
+    return shutil.which(hub.proxy_command or PROXY_EXECUTABLE)
 
 
 def _fail(message: str):
@@ -80,18 +109,11 @@ def _fail(message: str):
     raise SystemExit(1)
 
 
-def _public_url(hub: MlplatHub) -> str:
-    return f"http://{hub.ip}:{hub.port}"
-
-
 def configure(c, settings: MlplatSettings | None = None) -> None:
     settings = settings or get_settings()
     # Knobs may come from $MLPLAT_HOME/mlplat_config.py (read by the settings) or from
     # the hub config itself; the hub config wins.
-    merged = Config()
-    merged.merge(settings.config)
-    merged.merge(c)
-    hub = MlplatHub(config=merged)
+    hub = hub_knobs(settings, c)
     hub_dir = ensure_private_dir(Path(settings.home) / "hub")
     try:
         from ..profiles import load_profiles
@@ -107,7 +129,20 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
     c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
-    c.ConfigurableHTTPProxy.command = [hub.proxy_command]
+    proxy = find_proxy(hub)
+    if proxy is None and settings.mode == "embedded":
+        if hub.proxy_command:
+            _fail(
+                f"c.MlplatHub.proxy_command = {hub.proxy_command!r} is not an executable "
+                "file; point it at configurable-http-proxy (npm install configurable-http-proxy)."
+            )
+        _fail(
+            f"{PROXY_EXECUTABLE} is not on PATH; install it (npm install -g "
+            "configurable-http-proxy, or `make install` in the checkout) or set "
+            'c.MlplatHub.proxy_command = "/path/to/configurable-http-proxy" in '
+            f"{Path(settings.home) / 'mlplat_config.py'}."
+        )
+    c.ConfigurableHTTPProxy.command = [proxy or PROXY_EXECUTABLE]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
     c.ConfigurableHTTPProxy.auth_token = read_or_create_secret(hub_dir / "proxy_token")
     c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
@@ -116,12 +151,15 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
     culler_token = read_or_create_secret(hub_dir / "service-idle-culler.token")
     service_url = f"http://127.0.0.1:{hub.service_port}"
     mlflow_url = f"http://127.0.0.1:{hub.mlflow_port}"
-    public = _public_url(hub)
+    public = public_url(hub)
     c.JupyterHub.services = [
         {
             "name": SERVICE_NAME,
             "url": service_url,
-            "command": [sys.executable, "-m", "jupyter_mlplat.service"],
+            "command": supervised(
+                hub_dir / f"service-{SERVICE_NAME}.pgid",
+                [sys.executable, "-m", "jupyter_mlplat.service"],
+            ),
             "api_token": service_token,
             "environment": {
                 "MLPLAT_HOME": settings.home,
@@ -135,7 +173,9 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         {
             "name": MLFLOW_SERVICE,
             "url": mlflow_url,
-            "command": _mlflow_command(settings, hub),
+            "command": supervised(
+                hub_dir / f"service-{MLFLOW_SERVICE}.pgid", _mlflow_command(settings, hub)
+            ),
             "environment": MLFLOW_SERVER_ENV,
             "display": True,
         },
@@ -147,6 +187,7 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
                 "-m",
                 "jupyterhub_idle_culler",
                 f"--timeout={hub.idle_timeout}",
+                f"--cull-every={hub.cull_every}",
             ],  # fmt: skip
         },
     ]
@@ -178,9 +219,13 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         f"access:services!service={SERVICE_NAME}",
     ]
 
+    tracking_uri = f"{public}/services/{MLFLOW_SERVICE}"
     env = {
         "MLPLAT_MODE": settings.mode,
-        "MLPLAT_TRACKING_URI": f"{public}/services/{MLFLOW_SERVICE}",
+        "MLPLAT_TRACKING_URI": tracking_uri,
+        # Plain `import mlflow` in a new kernel logs to the platform too, not to a
+        # private SQLite file until the first %mlplat call.
+        "MLFLOW_TRACKING_URI": tracking_uri,
         "MLPLAT_SERVICE_URL": f"{public}/services/{SERVICE_NAME}",
         "MLPLAT_FEATURE_REPO": settings.feature_repo,
     }
@@ -190,11 +235,16 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         _configure_embedded(c, settings, hub, hub_dir, env)
 
 
+def supervised(pidfile: Path, command: list[str]) -> list[str]:
+    """``command`` run by :mod:`jupyter_mlplat.hub.supervise` as its own process group."""
+    return [sys.executable, "-m", "jupyter_mlplat.hub.supervise", "--pidfile", str(pidfile),
+            "--", *command]  # fmt: skip
+
+
 def _mlflow_command(settings: MlplatSettings, hub: MlplatHub) -> list[str]:
     home = Path(settings.home)
-    mlflow = Path(sys.executable).with_name("mlflow")
     return [
-        str(mlflow), "server",
+        sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{home / 'mlflow-server.db'}",
         "--artifacts-destination", str(home / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(hub.mlflow_port), "--workers", "1",
@@ -218,7 +268,7 @@ def _configure_embedded(c, settings, hub: MlplatHub, hub_dir: Path, env: dict) -
     c.MlplatLocalSpawner.profiles_dir = hub.profiles_dir
     c.MlplatLocalSpawner.home_dir_template = str(Path(settings.home) / "users" / "{username}")
     c.Spawner.environment = {**env, "IPYTHONDIR": str(Path(settings.home) / "ipython")}
-    c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120

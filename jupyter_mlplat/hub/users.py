@@ -7,27 +7,38 @@ File format (``$MLPLAT_HOME/hub/users.yaml``, mode 0600)::
         groups: [team-churn]
         password_hash: pbkdf2_sha256$600000$<salt hex>$<hash hex>
 
-``mlplat hub add-user`` (or :func:`set_password`) writes hashes; plain passwords are
-never stored, except the generated demo passwords which `make up` prints.
+``mlplat hub add-user`` / ``remove-user`` / ``set-password`` (:func:`add_user`,
+:func:`remove_user`, :func:`set_password`, :func:`set_groups`) change it; every change
+rewrites the file atomically (a 0600 temp file, then ``os.replace``) under a lock, and
+the hub re-reads it without a restart. Plain passwords are never stored, except the
+generated demo passwords which `make up` prints (``demo-passwords.txt`` next to it; a
+changed or removed user's line is dropped from it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import re
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError
+from ..errors import ConflictError, NotFoundError, UsageError
 from .secrets import write_private
 
 _ITERATIONS = 600_000
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
 _GROUP = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
+# Names a new user may get (JupyterHub lowercases names; these also make safe paths).
+NEW_NAME = re.compile(r"[a-z0-9_-]{1,32}\Z")
+MIN_PASSWORD = 8
+DEMO_PASSWORDS_FILE = "demo-passwords.txt"
 
 # The demo: two teams and a reviewer, as the issue's acceptance walk-through needs.
 DEMO_USERS = {
@@ -124,3 +135,118 @@ def ensure_demo_users(users_file: Path, passwords_file: Path) -> dict[str, str]:
     save_users(users_file, records)
     write_private(passwords_file, "".join(f"{n}:{p}\n" for n, p in passwords.items()))
     return passwords
+
+
+# ---- changes (the `mlplat hub ...` commands) ----------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(users_file: Path) -> Iterator[dict[str, UserRecord]]:
+    """The users of ``users_file`` (empty when it does not exist yet), to change in place;
+    written back atomically when the block ends without an exception."""
+    users_file = Path(users_file)
+    users_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(users_file.with_name(users_file.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no lock, the write is still atomic
+            pass
+        records = load_users(users_file) if users_file.exists() else {}
+        yield records
+        save_users(users_file, records)
+    finally:
+        os.close(fd)
+
+
+def _check_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(groups, str):
+        groups = [groups]
+    result = []
+    for group in groups:
+        if not isinstance(group, str) or not _GROUP.match(group):
+            raise UsageError(
+                f"Group {group!r} must start with a lowercase letter followed by lowercase "
+                "letters, digits, '.', '_' or '-' (e.g. team-churn)."
+            )
+        if group not in result:
+            result.append(group)
+    return tuple(result)
+
+
+def _check_password(password: str | None) -> str:
+    if password is None:
+        return secrets.token_urlsafe(12)
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise UsageError(f"A password needs at least {MIN_PASSWORD} characters.")
+    return password
+
+
+def _existing(records: dict[str, UserRecord], users_file: Path, name: str) -> UserRecord:
+    if name not in records:
+        raise NotFoundError(
+            f"No user {name!r} in {users_file}; add one with `mlplat hub add-user {name}`."
+        )
+    return records[name]
+
+
+def _forget_demo_password(users_file: Path, name: str) -> None:
+    """Drop ``name``'s line from the demo passwords `make up` prints (it is no longer true)."""
+    path = Path(users_file).with_name(DEMO_PASSWORDS_FILE)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return
+    kept = [line for line in lines if line.split(":", 1)[0] != name]
+    if kept != lines:
+        write_private(path, "".join(f"{line}\n" for line in kept))
+
+
+def add_user(
+    users_file: Path, name: str, groups: Iterable[str] = (), password: str | None = None
+) -> str:
+    """Add ``name`` with ``groups`` (e.g. ``["team-churn"]``); the password (generated when
+    ``None``). A bad name, group or password is a UsageError, an existing user a ConflictError."""
+    if not isinstance(name, str) or not NEW_NAME.match(name):
+        raise UsageError(f"User name {name!r} must be 1-32 lowercase letters, digits, '-' or '_'.")
+    checked_groups = _check_groups(groups)
+    password = _check_password(password)
+    hashed = hash_password(password)  # slow on purpose: outside the lock
+    with _locked(Path(users_file)) as records:
+        if name in records:
+            raise ConflictError(
+                f"User {name!r} already exists in {users_file}; use `mlplat hub set-password "
+                f"{name}` to change the password."
+            )
+        records[name] = UserRecord(name, checked_groups, hashed)
+    return password
+
+
+def remove_user(users_file: Path, name: str) -> None:
+    """Remove ``name`` (NotFoundError if unknown); a running server is not stopped."""
+    with _locked(Path(users_file)) as records:
+        _existing(records, users_file, name)
+        del records[name]
+    _forget_demo_password(Path(users_file), name)
+
+
+def set_password(users_file: Path, name: str, password: str | None = None) -> str:
+    """Give ``name`` a new password (generated when ``None``); the password."""
+    password = _check_password(password)
+    hashed = hash_password(password)
+    with _locked(Path(users_file)) as records:
+        record = _existing(records, users_file, name)
+        records[name] = UserRecord(name, record.groups, hashed)
+    _forget_demo_password(Path(users_file), name)
+    return password
+
+
+def set_groups(users_file: Path, name: str, groups: Iterable[str]) -> tuple[str, ...]:
+    """Replace ``name``'s groups (the hub applies them at the user's next login)."""
+    checked_groups = _check_groups(groups)
+    with _locked(Path(users_file)) as records:
+        record = _existing(records, users_file, name)
+        records[name] = UserRecord(name, checked_groups, record.password_hash)
+    return checked_groups

@@ -2,8 +2,8 @@
 
 JupyterHub runs it as a managed service (``python -m jupyter_mlplat.service``) at
 ``/services/mlplat/``; every request carries a JupyterHub token (see :mod:`.auth`).
-The same operations (:mod:`.operations`) run in-process when there is no hub, so
-:class:`jupyter_mlplat.client.PlatformClient` behaves the same either way.
+It is HTTP only: routes come from the endpoint declarations of
+:mod:`jupyter_mlplat.application`, which the client's in-process transport calls too.
 
 Importing this package is cheap; :mod:`.app` pulls in tornado and JupyterHub.
 """

@@ -1,128 +1,144 @@
-"""The platform service's tornado application: routes, handlers, JSON errors, startup.
+"""The platform service's tornado application, its routes derived from the endpoint
+declarations of :mod:`jupyter_mlplat.application`, and its startup.
 
-Routes, under the service prefix (``/services/mlplat/`` in a hub):
+Besides the declared endpoints (``api/health`` public, everything else with a
+JupyterHub token; see :mod:`.auth`) it serves:
 
-- ``GET api/health`` (and the prefix itself) — public (no token): liveness for the
-  Hub, probes and the client's retries; it says only that the service is up and its
-  version.
-- ``GET api/me`` — the caller's user, teams and roles.
-- ``GET metrics`` — Prometheus text; needs a token with the JupyterHub scope
-  ``read:metrics`` (what Prometheus would scrape the Hub with) or, with access to the
-  service, the ``admin`` role (group ``mlplat-admins``).
+- the prefix itself, public, as health (the Hub polls it while the service starts);
+- ``GET metrics``: Prometheus text for a token with the JupyterHub scope
+  ``read:metrics`` or, with access to the service, the ``admin`` role.
 
-Every error is ``{"error": "<one sentence>"}`` with a 4xx/5xx status. The service
-authenticates with tokens only (no cookies), so it sets no CORS headers and needs no
-XSRF cookie: a browser cannot send another site's ``Authorization`` header.
+A mutating request is authenticated before its body is read, limited to
+``max_body_bytes``, and made safe to retry by its ``Idempotency-Key`` (see
+:mod:`jupyter_mlplat.store.idempotency`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..errors import MlplatError, NotFoundError, PermissionDenied, ServiceUnavailable, UsageError
+from ..application import ENDPOINTS, Context, Endpoint
+from ..errors import MlplatError, PermissionDenied, ServiceUnavailable, UsageError
 from ..settings import MlplatSettings, get_settings
-from .auth import ApiError, Caller, HubAuthenticator
-from .metrics import ServiceMetrics
-from .models import DescribeError
-from .operations import PlatformOperations
+from .base import BaseHandler, NotFoundHandler, ServiceContext
 
 log = logging.getLogger("jupyter_mlplat.service")
 
-_ERROR_STATUS = (
-    (UsageError, 400),
-    (PermissionDenied, 403),
-    (NotFoundError, 404),
-    (ServiceUnavailable, 503),
-    (MlplatError, 400),
-)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-class ServiceContext:
-    """What every handler shares: settings, operations, authentication, metrics."""
+class EndpointHandler(BaseHandler):
+    """Serves the endpoints declared on one path, one per HTTP method."""
 
-    def __init__(self, settings: MlplatSettings, authenticator: HubAuthenticator | None = None):
-        self.settings = settings
-        self.operations = PlatformOperations(settings)
-        self.authenticator = authenticator or HubAuthenticator(settings)
-        self.metrics = ServiceMetrics()
+    def initialize(self, context: ServiceContext, endpoints: dict[str, Endpoint]) -> None:
+        super().initialize(context)
+        self.endpoints = endpoints
+        self.endpoint: Endpoint | None = None
+        self.caller_ = None
 
+    async def prepare(self) -> None:
+        self.endpoint = self.endpoints.get(self.request.method)
+        if self.endpoint is None:
+            raise web.HTTPError(405)
+        self.metric_name = self.endpoint.name
+        if not self.endpoint.public:
+            self.caller_ = await self.caller()  # before the body is looked at
+        self.check_body_size()
 
-class BaseHandler(web.RequestHandler):
-    """JSON in and out; errors as ``{"error": ...}``; callers authenticated with the Hub."""
+    def _data(self, path_args: dict) -> dict:
+        if self.endpoint.method == "GET":
+            # A token in the URL is never used (the header is); it is not a field either.
+            names = [k for k in self.request.query_arguments if k != "token"]
+            data = {k: self.get_query_argument(k) for k in names}
+        else:
+            data = self._json_body()
+        overlap = set(data) & set(path_args)
+        if overlap:
+            raise UsageError(f"{', '.join(sorted(overlap))} belongs in the path, not the body.")
+        return {**data, **path_args}
 
-    metric_name = "other"
-
-    def initialize(self, context: ServiceContext) -> None:
-        self.context = context
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    async def caller(self, *, require_access: bool = True) -> Caller:
-        return await self.context.authenticator.authenticate(
-            self.request.headers, require_access=require_access
-        )
-
-    def write_model(self, model: BaseModel, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(model.model_dump_json())
-
-    def parse_body(self, model_class: type[BaseModel]) -> BaseModel:
-        """The JSON body validated as ``model_class``; a 400 with one sentence otherwise."""
+    def _json_body(self) -> dict:
+        body = self.request.body or b""
+        if not body.strip():
+            return {}
         try:
-            return model_class.model_validate_json(self.request.body or b"{}")
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-            raise ApiError(400, f"Invalid request body at {where}: {first['msg']}.") from None
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise UsageError("The request body is not JSON; send a JSON object.") from None
+        if not isinstance(data, dict):
+            raise UsageError("The request body must be a JSON object.")
+        return data
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            message = exc.message
-        elif isinstance(exc, MlplatError):
-            status_code = next(code for cls, code in _ERROR_STATUS if isinstance(exc, cls))
-            self.set_status(status_code)
-            message = str(exc)
-        elif isinstance(exc, web.HTTPError) and exc.get_message():
-            message = exc.get_message()
-        elif status_code >= 500:
-            message = "The platform service failed on this request; its log has the details."
-        else:
-            reason = self._reason or "error"
-            message = f"{reason} ({status_code}) for {self.request.method} {self.request.path}."
-        self.finish(DescribeError(error=message).model_dump_json())
+    async def _serve(self, **path_args) -> None:
+        endpoint, platform = self.endpoint, self.context.platform
+        request = platform.parse(endpoint.name, self._data(path_args))
+        caller = self.caller_
+        context = Context(identity=caller.identity, kind=caller.kind) if caller else None
+        key = self.request.headers.get(IDEMPOTENCY_HEADER)
+        if endpoint.mutating and key and caller is not None:
+            await self._idempotent(key, caller.identity.user, context, request)
+            return
+        result = await asyncio.to_thread(platform.call, endpoint.name, context, request)
+        self.write_model(result, endpoint.status)
 
-    def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, (web.HTTPError, MlplatError)):
-            status = getattr(value, "status_code", 400)
-            level = logging.WARNING if status >= 500 else logging.DEBUG
-            log.log(level, "%s %s: %s", self.request.method, self.request.path, value)
-        else:
-            super().log_exception(typ, value, tb)
+    async def _idempotent(self, key: str, user: str, context: Context, request) -> None:
+        from ..store import idempotency
+
+        endpoint, platform = self.endpoint, self.context.platform
+        store = await asyncio.to_thread(lambda: platform.resources.store)
+        ttl = self.context.settings.idempotency_ttl_seconds
+        idempotency.check_key(key)
+        print_ = idempotency.fingerprint(endpoint.name, request.model_dump_json().encode())
+        replay = await asyncio.to_thread(
+            idempotency.begin, store, key, user, endpoint.name, print_, ttl
+        )
+        if replay is not None:
+            status, body = replay
+            self.set_header("Idempotent-Replay", "true")
+            self.set_status(status)
+            self.finish(body)
+            return
+        try:
+            result = await asyncio.to_thread(platform.call, endpoint.name, context, request)
+        except MlplatError as exc:
+            if isinstance(exc, ServiceUnavailable) or exc.http_status >= 500:
+                # Nothing was done (or we cannot tell): let a retry act.
+                await asyncio.to_thread(_quietly, idempotency.abandon, store, key, user)
+            else:
+                body = json.dumps({"error": str(exc), "code": exc.code})
+                await asyncio.to_thread(
+                    _quietly, idempotency.finish, store, key, user, exc.http_status, body
+                )
+            raise
+        except BaseException:
+            await asyncio.to_thread(_quietly, idempotency.abandon, store, key, user)
+            raise
+        body = result.model_dump_json()
+        await asyncio.to_thread(idempotency.finish, store, key, user, endpoint.status, body)
+        self.set_status(endpoint.status)
+        self.finish(body)
+
+    get = post = put = patch = delete = _serve
 
 
-class HealthHandler(BaseHandler):
+def _quietly(function, *args) -> None:
+    try:
+        function(*args)
+    except MlplatError:
+        log.warning("could not record an idempotency key", exc_info=True)
+
+
+class PrefixHealthHandler(BaseHandler):
     metric_name = "health"
 
     def get(self) -> None:
-        self.write_model(self.context.operations.health())
-
-
-class MeHandler(BaseHandler):
-    metric_name = "me"
-
-    async def get(self) -> None:
-        caller = await self.caller()
-        self.write_model(self.context.operations.me(caller.identity, kind=caller.kind))
+        self.write_model(self.context.platform.call("health", None, ENDPOINTS["health"].request()))
 
 
 class MetricsHandler(BaseHandler):
@@ -134,25 +150,32 @@ class MetricsHandler(BaseHandler):
             caller.has_scope(self.context.authenticator.access_scope) and caller.is_admin
         )
         if not allowed:
-            raise ApiError(
-                403,
+            raise PermissionDenied(
                 "Reading metrics needs a token with the scope read:metrics or membership "
-                f"in the group {self.context.settings.admin_group!r}.",
+                f"in the group {self.context.settings.admin_group!r}."
             )
         body, content_type = self.context.metrics.render()
         self.set_header("Content-Type", content_type)
         self.finish(body)
 
 
-class NotFoundHandler(BaseHandler):
-    metric_name = "not_found"
-
-    def prepare(self) -> None:
-        raise ApiError(
-            404,
-            f"The platform service has no endpoint {self.request.path}; "
-            f"see {self.context.settings.service_prefix}api/health.",
+def routes(prefix: str, context: ServiceContext) -> list[tuple]:
+    """Every route of the service, the declared endpoints grouped by path."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for endpoint in ENDPOINTS.values():
+        methods = by_path.setdefault(endpoint.pattern, {})
+        if endpoint.method in methods:
+            raise TypeError(f"two endpoints declare {endpoint.method} {endpoint.path}")
+        methods[endpoint.method] = endpoint
+    table: list[tuple] = [
+        (rf"{prefix}/?", PrefixHealthHandler, {"context": context}),
+        (rf"{prefix}/metrics", MetricsHandler, {"context": context}),
+    ]
+    for pattern, endpoints in by_path.items():
+        table.append(
+            (rf"{prefix}/{pattern}", EndpointHandler, {"context": context, "endpoints": endpoints})
         )
+    return table
 
 
 def make_app(settings: MlplatSettings, context: ServiceContext | None = None) -> web.Application:
@@ -160,17 +183,8 @@ def make_app(settings: MlplatSettings, context: ServiceContext | None = None) ->
     context = context or ServiceContext(settings)
     prefix = "/" + settings.service_prefix.strip("/")
     prefix = "" if prefix == "/" else prefix
-    routes = [
-        (rf"{prefix}/?", HealthHandler),  # the Hub polls the prefix while the service starts
-        (rf"{prefix}/api/health", HealthHandler),
-        (rf"{prefix}/api/me", MeHandler),
-        (rf"{prefix}/metrics", MetricsHandler),
-    ]
-    from .governance_handlers import governance_routes
-
-    routes += governance_routes(prefix)
     return web.Application(
-        [(path, handler, {"context": context}) for path, handler in routes],
+        routes(prefix, context),
         default_handler_class=NotFoundHandler,
         default_handler_args={"context": context},
         log_function=context.metrics.log_request,
@@ -182,7 +196,14 @@ async def serve(settings: MlplatSettings) -> None:
     """Listen on ``settings.service_bind_url`` until SIGTERM or SIGINT."""
     app = make_app(settings)
     bind = urlsplit(settings.service_bind_url)
-    server = app.listen(bind.port or 80, address=bind.hostname or "", xheaders=True)
+    # Bodies far past the limit are cut off at the connection; the handler answers a
+    # JSON 413 (after authenticating) for those between the two.
+    server = app.listen(
+        bind.port or 80,
+        address=bind.hostname or "",
+        xheaders=True,
+        max_body_size=settings.max_body_bytes + 64 * 1024,
+    )
     log.info(
         "platform service %s listening on %s%s (hub API %s)",
         settings.service_name,
@@ -215,4 +236,4 @@ def main() -> int:
     return 0
 
 
-__all__ = ["ServiceContext", "make_app", "serve", "main"]
+__all__ = ["ServiceContext", "make_app", "routes", "serve", "main"]

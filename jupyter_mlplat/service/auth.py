@@ -27,16 +27,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httputil import HTTPHeaders
 from tornado.web import HTTPError
 
+from ..errors import MlplatError, PermissionDenied, ServiceUnavailable, Unauthenticated
 from ..identity import ROLE_ADMIN, Identity, identity_from_hub_model
 from ..settings import MlplatSettings
 
 
-class ApiError(HTTPError):
-    """An HTTP error whose one-sentence message the client sees as ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(status, message)
-        self.message = message
+class HubMisconfigured(MlplatError):
+    """JupyterHub answered, but refuses the platform service what it needs (500)."""
 
 
 @dataclass(frozen=True)
@@ -79,35 +76,32 @@ class HubAuthenticator:
         """The Hub's model of the token's owner (with the token's ``scopes``)."""
         token = self.token_from(headers)
         if not token:
-            raise ApiError(
-                401,
+            raise Unauthenticated(
                 "Send a JupyterHub token in the header 'Authorization: token <token>' "
                 "(in a single-user server it is $JUPYTERHUB_API_TOKEN).",
             )
         try:
             model = await self.hub_auth.user_for_token(token, sync=False)
         except HTTPError as exc:
-            raise ApiError(
-                503,
+            raise ServiceUnavailable(
                 f"JupyterHub at {self.settings.hub_api_url} could not check the token "
                 f"({exc.get_message() or exc.status_code}); try again in a moment.",
             ) from exc
         if not model:
-            raise ApiError(
-                401,
+            raise Unauthenticated(
                 "JupyterHub does not recognise this token (expired, revoked or mistyped); "
                 "use $JUPYTERHUB_API_TOKEN or request a new token from the Hub.",
             )
         return model
 
     async def authenticate(self, headers: HTTPHeaders, *, require_access: bool = True) -> Caller:
-        """The caller of a request; raises :class:`ApiError` (401/403/5xx) otherwise."""
+        """The caller of a request; raises Unauthenticated (401), PermissionDenied (403) or
+        ServiceUnavailable (503) otherwise."""
         model = await self.hub_model(headers)
         kind = model.get("kind") or "user"
         scopes = frozenset(model.get("scopes") or ())
         if require_access and not check_scopes({self.access_scope}, set(scopes)):
-            raise ApiError(
-                403,
+            raise PermissionDenied(
                 f"This token of {kind} {model.get('name')!r} does not grant access to the "
                 f"platform service; it needs the scope {self.access_scope}.",
             )
@@ -134,21 +128,18 @@ class HubAuthenticator:
                 request_timeout=10,
             )
         except HTTPClientError as exc:
-            raise ApiError(
-                502,
+            raise HubMisconfigured(
                 f"JupyterHub refused to tell the platform service the groups of {name!r} "
                 f"(HTTP {exc.code}); grant the service the scope read:users:groups.",
             ) from exc
         except OSError as exc:
-            raise ApiError(
-                503,
+            raise ServiceUnavailable(
                 f"JupyterHub at {self.settings.hub_api_url} is unreachable ({exc}); "
                 "try again in a moment.",
             ) from exc
         groups = json.loads(response.body).get("groups")
         if groups is None:
-            raise ApiError(
-                502,
+            raise HubMisconfigured(
                 f"JupyterHub did not show the platform service the groups of {name!r}; "
                 "grant the service the scope read:users:groups.",
             )

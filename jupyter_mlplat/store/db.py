@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ServiceUnavailable, UsageError
-from ..settings import MlplatSettings, get_settings
+from ..settings import MlplatSettings
 from .models import canonical_json
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -132,9 +132,8 @@ class Store:
         return f"Store({safe_url(self.url)!r})"
 
     @classmethod
-    def from_settings(cls, settings: MlplatSettings | None = None, **kwargs) -> Store:
+    def from_settings(cls, settings: MlplatSettings, **kwargs) -> Store:
         """The store of ``settings.store_url``; creates the data directory of a SQLite file."""
-        settings = settings or get_settings()
         url = normalize_url(settings.store_url)
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             home = Path(settings.home)
@@ -250,9 +249,8 @@ _stores: dict[str, Store] = {}
 _stores_lock = threading.Lock()
 
 
-def get_store(settings: MlplatSettings | None = None) -> Store:
+def get_store(settings: MlplatSettings) -> Store:
     """The process-wide store of the settings' ``store_url`` (created and migrated once)."""
-    settings = settings or get_settings()
     key = settings.store_url
     with _stores_lock:
         store = _stores.get(key)

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ..times import iso as iso  # the one canonical time text
+
 TARGETS = ("staging", "production")
 STATUSES = ("requested", "approved", "rejected", "deployed", "retired")
 # A request is open until it is rejected or retired: at most one per (model, version, target).
@@ -72,13 +74,6 @@ def json_safe(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys, no spaces, UTF-8 text: how the store writes JSON columns."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def iso(value: datetime) -> str:
-    """The canonical text of a time: UTC, microseconds, ``+00:00``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 class UTCDateTime(TypeDecorator):
@@ -197,6 +192,8 @@ class Decision(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     artifact_digest: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Names of the failed checks an approving reviewer overrode (with a comment).
+    overrides: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     request: Mapped[ApprovalRequest] = relationship(back_populates="decisions")
 
@@ -216,3 +213,18 @@ class AuditEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a mutating request, kept so a retry with the same key gets it
+    again instead of acting twice (see :mod:`jupyter_mlplat.service.idempotency`)."""
+
+    __tablename__ = "mlplat_idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: in flight
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

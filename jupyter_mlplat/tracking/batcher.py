@@ -6,6 +6,8 @@ import threading
 import time
 from collections import defaultdict
 
+from ..errors import ServiceUnavailable
+
 # MLflow refuses a batch with more metrics than this.
 MLFLOW_MAX_METRICS_PER_BATCH = 1000
 
@@ -67,26 +69,47 @@ class MetricBatcher:
     def flush(self, run_id: str | None = None) -> int:
         """Send what is waiting (for one run or all); returns the number sent.
 
-        Metrics that fail to send are put back so a retry after the server
-        returns loses nothing.
+        Nothing is lost when a send fails: the unsent metrics of that run go back to
+        the front of its queue, and the other runs are still sent (one run's problem,
+        say a deleted run, must not hold up or drop the others'). When the tracking
+        backend itself is unavailable (:class:`ServiceUnavailable`) or the user
+        interrupts, the remaining runs are put back unsent instead of each waiting out
+        the retry budget. The first error is raised after the others were tried; the
+        next flush sends what is left.
         """
         with self._lock:
             run_ids = [run_id] if run_id is not None else list(self._pending)
-            taken = {rid: self._pending.pop(rid, []) for rid in run_ids}
+            taken = {rid: self._pending.pop(rid) for rid in run_ids if rid in self._pending}
             self._count -= sum(map(len, taken.values()))
             if not self._count:
                 self._oldest = None
         sent = 0
-        for rid, metrics in taken.items():
-            for start in range(0, len(metrics), self.batch_size):
-                chunk = metrics[start : start + self.batch_size]
-                try:
+        error: BaseException | None = None
+        queue = list(taken.items())
+        for index, (rid, metrics) in enumerate(queue):
+            start = 0
+            try:
+                while start < len(metrics):
+                    chunk = metrics[start : start + self.batch_size]
                     self._send(rid, chunk)
-                except BaseException:
-                    with self._lock:
-                        self._pending[rid][:0] = metrics[start:]
-                        self._count += len(metrics) - start
-                        self._oldest = self._oldest or time.monotonic()
-                    raise
-                sent += len(chunk)
+                    start += len(chunk)
+                    sent += len(chunk)
+            except BaseException as exc:
+                self._put_back(rid, metrics[start:])
+                error = error or exc
+                if isinstance(exc, ServiceUnavailable) or not isinstance(exc, Exception):
+                    for later, rest in queue[index + 1 :]:
+                        self._put_back(later, rest)
+                    break
+        if error is not None:
+            raise error
         return sent
+
+    def _put_back(self, run_id: str, metrics: list) -> None:
+        """Return unsent metrics to the front of their run's queue (before newer ones)."""
+        if not metrics:
+            return
+        with self._lock:
+            self._pending[run_id][:0] = metrics
+            self._count += len(metrics)
+            self._oldest = self._oldest or time.monotonic()

@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
-from ..errors import ServiceUnavailable
+from ..errors import MlplatError, ServiceUnavailable
 from ..settings import MlplatSettings
 
 # A server that answered recently is not probed again before every call.
@@ -18,11 +18,58 @@ _lock = threading.Lock()
 _clients: dict[str, object] = {}
 
 
-def _unreachable(uri: str, budget: float, reason: object) -> ServiceUnavailable:
+def unreachable(uri: str, budget: float, reason: object) -> ServiceUnavailable:
+    """The one error for a tracking server that does not answer (HTTP 503)."""
     return ServiceUnavailable(
-        f"Could not reach the MLflow tracking server at {uri} within {budget:g} s ({reason}); "
+        f"MLflow at {uri} is unreachable (no answer within {budget:g} s: {reason}); "
         "start it (`make up`) or point MLPLAT_TRACKING_URI at a running server."
     )
+
+
+_UNREACHABLE_MARKERS = (
+    "Max retries exceeded",
+    "Connection refused",
+    "ConnectionError",
+    "timed out",
+    "timeout exception",
+    "Connection aborted",
+    "Connection reset",
+    "RemoteDisconnected",
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the tracking server did not answer.
+
+    MLflow wraps connection failures and timeouts of its HTTP client in a plain
+    ``MlflowException`` ("API request to ... failed with exception ..."), so the cause
+    chain and the message are both consulted.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        module = type(current).__module__ or ""
+        if module.startswith(("requests", "urllib3")) and type(current).__name__ in (
+            "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "RetryError",
+            "MaxRetryError", "NewConnectionError", "ProtocolError",
+        ):  # fmt: skip
+            return True
+        text = str(current)
+        if any(marker in text for marker in _UNREACHABLE_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower() if marker != "Max retries exceeded" else "no answer after retries"
+    return type(exc).__name__
 
 
 def check_reachable(uri: str, budget: float) -> None:
@@ -40,7 +87,7 @@ def check_reachable(uri: str, budget: float) -> None:
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _unreachable(uri, budget, reason)
+            raise unreachable(uri, budget, reason)
         try:
             with urllib.request.urlopen(
                 uri.rstrip("/") + "/health", timeout=max(0.2, min(remaining, 5.0))
@@ -72,14 +119,17 @@ def get_client(settings: MlplatSettings):
     """An ``MlflowClient`` for the settings' URI, with MLflow's retries bounded."""
     uri = settings.tracking_uri
     with _lock:
+        # MLflow reads its HTTP timeout and retries from the environment on every request,
+        # so the budget of the settings in use is published on every call (cheap).
+        settings.apply_mlflow_env()
         client = _clients.get(uri)
         if client is None:
-            settings.apply_mlflow_env()
             from mlflow import MlflowClient
 
-            from .plugins import defer_feast_header_provider
+            from .plugins import defer_feast_header_provider, mark_autologged_models
 
             defer_feast_header_provider()
+            mark_autologged_models()
 
             client = _clients[uri] = MlflowClient(tracking_uri=uri)
         import mlflow
@@ -95,14 +145,12 @@ def translated_errors(settings: MlplatSettings):
     """Turn MLflow's connection failures into one clear :class:`ServiceUnavailable`."""
     try:
         yield
-    except ServiceUnavailable:
+    except MlplatError:  # already one sentence for the user (ServiceUnavailable included)
         raise
     except Exception as exc:  # noqa: BLE001 - narrowed below, re-raised otherwise
-        text = str(exc)
-        markers = ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out")
-        if any(marker in text for marker in markers) or isinstance(exc, ConnectionError):
+        if is_unreachable(exc):
             forget_health(settings.tracking_uri)
-            raise _unreachable(
-                settings.tracking_uri, settings.tracking_retry_seconds, type(exc).__name__
+            raise unreachable(
+                settings.tracking_uri, settings.tracking_retry_seconds, _reason(exc)
             ) from exc
         raise

@@ -53,3 +53,42 @@ def defer_feast_header_provider() -> None:
         p.value.startswith(_FEAST_AUTH_MODULE) for p in original("mlflow.request_header_provider")
     ):
         registry._request_header_provider_registry.register(DeferredFeastHeaderProvider)
+
+
+# ---- telling autologged models from the ones users log themselves ----
+
+# Tag on LoggedModels (and runs) created while an MLflow autologging integration is
+# running, holding the integration's name ("sklearn"). MLflow 3 itself marks neither: an
+# autologged and an explicit ``mlflow.sklearn.log_model(m, name="model")`` get the same
+# tags and params, so registration could not tell them apart.
+AUTOLOGGED_TAG = "mlplat.autologged"
+_SAFETY_MODULE = "mlflow.utils.autologging_utils.safety"
+
+
+class AutologgedModelContext:
+    """An MLflow run-context provider: ``mlplat.autologged=<integration>`` while an
+    autologging session is active (MLflow resolves these tags for every new LoggedModel
+    and run)."""
+
+    def _session(self):
+        module = sys.modules.get(_SAFETY_MODULE)
+        manager = getattr(module, "_AutologgingSessionManager", None)
+        return manager.active_session() if manager is not None else None
+
+    def in_context(self) -> bool:
+        return self._session() is not None
+
+    def tags(self) -> dict[str, str]:
+        session = self._session()
+        if session is None:
+            return {}
+        return {AUTOLOGGED_TAG: str(getattr(session, "integration", "") or "autolog")}
+
+
+def mark_autologged_models() -> None:
+    """Register :class:`AutologgedModelContext` with MLflow (idempotent)."""
+    from mlflow.tracking.context import registry
+
+    providers = registry._run_context_provider_registry
+    if not any(isinstance(p, AutologgedModelContext) for p in providers):
+        providers.register(AutologgedModelContext)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..errors import NotFoundError, UsageError
 from ..identity import Identity, current_identity
 from ..params import as_metric
-from ..settings import MlplatSettings, get_settings
+from ..settings import MlplatSettings
 from .batcher import MetricBatcher
 from .capture import run_context_tags
 from .connection import check_reachable, get_client, translated_errors
@@ -92,8 +92,10 @@ class Tracker:
     client (for batched writes), with names scoped to the user's team.
     """
 
-    def __init__(self, settings: MlplatSettings | None = None, identity: Identity | None = None):
-        self.settings = settings or get_settings()
+    def __init__(self, settings: MlplatSettings, identity: Identity | None = None):
+        if not isinstance(settings, MlplatSettings):
+            raise TypeError(f"Tracker needs the MlplatSettings to use, got {settings!r}")
+        self.settings = settings
         self.identity = identity or current_identity(self.settings)
         self.experiment: ExperimentInfo | None = None
         self.active_run: RunInfo | None = None

@@ -1,0 +1,155 @@
+"""Governance: registration, approval requests and decisions, the audit log (DESIGN §5).
+
+MLflow is reached with the platform's own tracking URI: the version facts a decision
+binds to (run id, artifact digest, metrics, lineage) are read here, never taken from
+the caller. The registry mirror is best effort: the store is the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..api.governance import (
+    CreateApprovalRequest,
+    DecideApprovalRequest,
+    DescribeApprovalRequest,
+    DescribeApprovalRequestById,
+    DescribeModelVersion,
+    ListApprovalRequests,
+    ListApprovalRequestsResponse,
+    ListAuditEvents,
+    ListAuditEventsResponse,
+    RegisterModel,
+    VerifyAudit,
+    VerifyAuditResponse,
+)
+from .endpoints import Area, Context, endpoint
+
+log = logging.getLogger(__name__)
+
+
+class GovernanceArea(Area):
+    name = "governance"
+
+    @property
+    def policy(self):
+        from ..governance.policy import Policy
+
+        return Policy.from_settings(self.settings)
+
+    def _mirror(self, request: DescribeApprovalRequest) -> None:
+        from ..governance.registry import mirror
+
+        try:
+            mirror(
+                self.resources.mlflow, request.model, request.version, request.target,
+                request.status,
+            )  # fmt: skip
+        except Exception:  # noqa: BLE001 - the store is the source of truth; MLflow is a copy
+            log.warning("Could not mirror %s to MLflow", request.subject, exc_info=True)
+
+    @endpoint("POST", "api/models", RegisterModel, DescribeModelVersion, status=201)
+    def register_model(self, context: Context, request: RegisterModel) -> DescribeModelVersion:
+        """Register a run's logged model as a new version (the run's team must be yours)."""
+        from ..governance import ownership, registry
+
+        mlflow = self.resources.mlflow
+        registry.check_model_name(request.model)
+        team = registry.run_team(mlflow, request.run_id)
+        context.identity.check_team(team)
+        ownership.claim_model(self.resources.store, context.identity, request.model, team)
+        return registry.register(mlflow, request.run_id, request.model, request.artifact, team)
+
+    @endpoint("POST", "api/approvals", CreateApprovalRequest, DescribeApprovalRequest, status=201)
+    def request_approval(
+        self, context: Context, request: CreateApprovalRequest
+    ) -> DescribeApprovalRequest:
+        """Ask for a model version to be approved for a target; the checks run at once."""
+        from ..governance import workflow
+        from ..governance.registry import read_version
+
+        info = read_version(self.resources.mlflow, request.model, request.version)
+        result = workflow.request_approval(
+            self.resources.store, context.identity, request.model, request.version,
+            request.target, request.reason or "", info, policy=self.policy,
+        )  # fmt: skip
+        self._mirror(result)
+        return result
+
+    @endpoint("GET", "api/approvals", ListApprovalRequests, ListApprovalRequestsResponse)
+    def list_approvals(
+        self, context: Context, request: ListApprovalRequests
+    ) -> ListApprovalRequestsResponse:
+        """Approval requests you may see (your teams', or every team's for reviewers)."""
+        from ..governance.queries import list_requests
+
+        return list_requests(
+            self.resources.store, context.identity, pending=request.pending,
+            model=request.model, after_id=request.after(), limit=request.limit,
+            policy=self.policy,
+        )  # fmt: skip
+
+    @endpoint(
+        "GET", "api/approvals/{request_id}", DescribeApprovalRequestById, DescribeApprovalRequest
+    )
+    def show_approval(
+        self, context: Context, request: DescribeApprovalRequestById
+    ) -> DescribeApprovalRequest:
+        """One request with its checks (and their inputs) and decisions."""
+        from ..governance.queries import get_request
+
+        return get_request(
+            self.resources.store, context.identity, request.request_id, policy=self.policy
+        )
+
+    @endpoint(
+        "POST", "api/approvals/{request_id}/approve", DecideApprovalRequest, DescribeApprovalRequest
+    )
+    def approve(self, context: Context, request: DecideApprovalRequest) -> DescribeApprovalRequest:
+        """Approve a request (a reviewer or the model's owner, never the requester)."""
+        from ..governance import workflow
+        from ..governance.queries import get_request
+        from ..governance.registry import read_version
+
+        store = self.resources.store
+        current = get_request(store, context.identity, request.request_id, policy=self.policy)
+        info = read_version(self.resources.mlflow, current.model, current.version)
+        result = workflow.approve(
+            store, context.identity, request.request_id, request.comment or "", info,
+            policy=self.policy,
+        )  # fmt: skip
+        self._mirror(result)
+        return result
+
+    @endpoint(
+        "POST", "api/approvals/{request_id}/reject", DecideApprovalRequest, DescribeApprovalRequest
+    )
+    def reject(self, context: Context, request: DecideApprovalRequest) -> DescribeApprovalRequest:
+        """Reject a request; a comment saying why is required."""
+        from ..governance import workflow
+
+        result = workflow.reject(
+            self.resources.store, context.identity, request.request_id, request.comment or "",
+            policy=self.policy,
+        )  # fmt: skip
+        self._mirror(result)
+        return result
+
+    @endpoint("GET", "api/audit/verify", VerifyAudit, VerifyAuditResponse)
+    def audit_verify(self, context: Context, request: VerifyAudit) -> VerifyAuditResponse:
+        """Re-compute the audit chain and name the first broken event (reviewers, admins)."""
+        from ..governance import audit
+        from ..governance.policy import check_audit_reader
+
+        check_audit_reader(context.identity)
+        return audit.verify(self.resources.store)
+
+    @endpoint("GET", "api/audit/events", ListAuditEvents, ListAuditEventsResponse)
+    def audit_events(self, context: Context, request: ListAuditEvents) -> ListAuditEventsResponse:
+        """A page of the audit log in chain order (reviewers and admins)."""
+        from ..governance import audit
+
+        return audit.list_events(
+            self.resources.store, context.identity, subject=request.subject,
+            after_seq=request.after(), limit=request.limit,
+        )  # fmt: skip

@@ -1,0 +1,497 @@
+"""The one command table: every ``%mlplat X`` is ``mlplat X`` and the reverse.
+
+Each :class:`Command` declares its words, arguments (argparse, used as they are by
+both the magic and the CLI), help text and what it does (a call into the fluent API
+or the client). :mod:`.magics` and :mod:`.cli` only find the command, parse with its
+parser and present the value. A command that makes sense on one side only (the cell
+magic ``run``, ``up`` in a terminal) still has its name on the other, answering one
+sentence that says where it belongs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UsageError
+
+
+class HelpShown(Exception):
+    """``-h`` was asked for; the help is printed and nothing else happens."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of exiting."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} -h`.")
+
+    def exit(self, status=0, message=None):
+        if message:
+            print(message, file=sys.stderr)
+        raise HelpShown()
+
+
+@dataclass(frozen=True, eq=False)
+class Arg:
+    """One argparse argument: ``Arg("--target", default="staging", help=...)``."""
+
+    flags: tuple[str, ...]
+    options: dict
+
+    def __init__(self, *flags: str, **options):
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "options", options)
+
+
+@dataclass
+class Env:
+    """Where a command runs: the notebook's namespace (magic) or none (CLI)."""
+
+    side: str  # "magic" or "cli"
+    namespace: dict | None = None
+    execute: Callable[[str], Any] | None = None  # run a cell's code (cell magics)
+    cell: str | None = None
+
+    @property
+    def in_notebook(self) -> bool:
+        return self.side == "magic"
+
+
+@dataclass(frozen=True, eq=False)
+class Command:
+    words: tuple[str, ...]
+    help: str
+    run: Callable[[argparse.Namespace, Env], Any]
+    args: tuple[Arg, ...] = ()
+    usage: str = ""  # the arguments as shown in help (default: from the parser)
+    magic: bool = True
+    cli: bool = True
+    cell: bool = False  # a cell magic (%%mlplat)
+    elsewhere: str = ""  # the sentence a side without this command answers
+    fast: Callable[[list[str]], argparse.Namespace | None] | None = None
+    returns_code: bool = False  # run returns an exit code (CLI) instead of a value
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.words)
+
+    def parser(self, prog: str) -> Parser:
+        return _parser(self, prog)
+
+    def parse(self, prog: str, args: Sequence[str]) -> argparse.Namespace:
+        if self.fast is not None:
+            fast = self.fast(list(args))
+            if fast is not None:
+                return fast
+        return _parse(self, prog, tuple(args))
+
+
+@functools.cache
+def _parser(command: Command, prog: str) -> Parser:
+    parser = Parser(prog=f"{prog} {command.name}", description=command.help, allow_abbrev=False)
+    for arg in command.args:
+        parser.add_argument(*arg.flags, **arg.options)
+    return parser
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(command: Command, prog: str, args: tuple[str, ...]) -> argparse.Namespace:
+    """Parsed arguments; cached because the same line often runs in a loop."""
+    return _parser(command, prog).parse_args(list(args))
+
+
+# ---- what the commands do ----
+
+
+def _fluent():
+    from . import fluent
+
+    return fluent
+
+
+def _status(ns, env):
+    return _fluent().status()
+
+
+def _experiment(ns, env):
+    return _fluent().set_experiment(ns.name, team=ns.team)
+
+
+def _run_cell(ns, env):
+    from .params import parse_pairs
+
+    fluent = _fluent()
+    params = parse_pairs(ns.param)
+    with fluent.run(ns.name, params=params, autolog=False if ns.no_autolog else None):
+        value = env.execute(env.cell)
+    print(repr(fluent.last_run()))
+    return value
+
+
+def _log_fast(args: list[str]) -> argparse.Namespace | None:
+    # Logging sits in training loops: skip argparse when there are no options.
+    if any(arg.startswith("-") for arg in args):
+        return None
+    return argparse.Namespace(pairs=args, step=None)
+
+
+def _log(ns, env):
+    from .params import parse_pairs
+
+    if not ns.pairs:
+        raise UsageError("Give at least one metric, like `%mlplat log loss=0.25`.")
+    return _fluent().log(parse_pairs(ns.pairs), step=ns.step)
+
+
+def _features(ns, env):
+    if env.in_notebook:
+        if ns.entities not in env.namespace:
+            raise UsageError(
+                f"There is no variable named {ns.entities!r} in this notebook; create a pandas "
+                "DataFrame with the entity columns and pass its name to --entities."
+            )
+        if ns.output and not ns.output.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, got {ns.output!r}.")
+        entities = env.namespace[ns.entities]
+    else:
+        entities = _read_table(ns.entities)
+    df = _fluent().get_features(ns.features, entities, historical=ns.historical)
+    if ns.output and env.in_notebook:
+        env.namespace[ns.output] = df
+    elif ns.output:
+        df.to_csv(ns.output, index=False)
+        from .display import Message
+
+        return Message(f"Wrote {len(df)} rows to {ns.output}.")
+    return df
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    try:
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, parse_dates=["event_timestamp"] if _has_ts(path) else False)
+    except FileNotFoundError:
+        raise UsageError(
+            f"There is no file {path!r}; give a CSV or parquet file of entities."
+        ) from None
+
+
+def _has_ts(path: str) -> bool:
+    with open(path, encoding="utf-8") as stream:
+        return "event_timestamp" in stream.readline()
+
+
+def _register(ns, env):
+    if ns.run_id is None and not env.in_notebook:
+        raise UsageError("Give the RUN_ID to register: `mlplat register RUN_ID --model NAME`.")
+    return _fluent().register(ns.run_id, model=ns.model, artifact=ns.artifact)
+
+
+def _approval(action):
+    def run(ns, env):
+        fluent = _fluent()
+        if action == "request":
+            return fluent.request_approval(ns.model, ns.version, target=ns.target, reason=ns.reason)
+        if action == "list":
+            return fluent.list_approvals(pending=ns.pending)
+        if action == "show":
+            return fluent.show_approval(ns.id)
+        if action == "approve":
+            return fluent.approve(ns.id, comment=ns.comment)
+        return fluent.reject(ns.id, comment=ns.comment)
+
+    return run
+
+
+def _audit_verify(ns, env):
+    return _fluent().audit_verify()
+
+
+def _audit_export(ns, env):
+    return _fluent().audit_export(ns.format, ns.output)
+
+
+def _profiles(action):
+    def run(ns, env):
+        from .profiles import cli
+
+        return cli.cmd_validate(ns) if action == "validate" else cli.cmd_render(ns)
+
+    return run
+
+
+def _demo_features(ns, env):
+    return _fluent().create_demo_features(ns.path)
+
+
+def _hub_users(action):
+    def run(ns, env):
+        return _fluent().manage_hub_user(action, ns)
+
+    return run
+
+
+def _up(ns, env):
+    from .embedded import up
+    from .settings import get_settings
+
+    return up(get_settings(), config_file=ns.config)
+
+
+_TARGET = Arg("--target", default="staging", choices=("staging", "production"))
+_FOLDER = Arg(
+    "--folder", metavar="DIR", default=None,
+    help="profiles folder (default: c.MlplatHub.profiles_dir, else the shipped profiles)",
+)  # fmt: skip
+_ID = Arg("id", type=int, metavar="ID")
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("status",), "who am I, teams, mode, backends, URLs", _status),
+    Command(
+        ("experiment",),
+        "set the active experiment (team-scoped: <team>/NAME)",
+        _experiment,
+        (Arg("name", metavar="NAME"), Arg("--team")),
+    ),  # fmt: skip
+    Command(
+        ("run",),
+        "run the cell inside an MLflow run",
+        _run_cell,
+        (
+            Arg("name", nargs="?", metavar="NAME"),
+            Arg("-p", "--param", action="append", default=[], metavar="KEY=VALUE"),
+            Arg("--no-autolog", action="store_true"),
+        ),
+        cli=False,
+        cell=True,
+        elsewhere="`run` is the cell magic `%%mlplat run`: it runs a notebook cell inside an "
+        "MLflow run; use it on the first line of a notebook cell.",
+    ),  # fmt: skip
+    Command(
+        ("log",),
+        "log metrics to the active / last run",
+        _log,
+        (Arg("pairs", nargs="*", metavar="KEY=VALUE"), Arg("--step", type=int)),
+        cli=False,
+        fast=_log_fast,
+        elsewhere="`log` sends metrics to the notebook's active run; use `%mlplat log` in the "
+        "notebook (or mlflow's own client from a script).",
+    ),  # fmt: skip
+    Command(
+        ("features",),
+        "Feast features as a DataFrame (online unless --historical)",
+        _features,
+        (
+            Arg("features", metavar="VIEW:FEATURE[,...]"),
+            Arg(
+                "--entities",
+                required=True,
+                metavar="VAR",
+                help="a DataFrame variable (notebook) or a CSV/parquet file (CLI)",
+            ),
+            Arg("--historical", action="store_true"),
+            Arg(
+                "-o",
+                "--output",
+                metavar="VAR",
+                help="store the result in this variable (notebook) or CSV file (CLI)",
+            ),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("register",),
+        "register a run's model (default: the last run) as a new version",
+        _register,
+        (
+            Arg("run_id", nargs="?", metavar="RUN_ID"),
+            Arg("--model", required=True),
+            Arg("--artifact", help="the logged model's name, id (m-...) or artifact path"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("approval", "request"),
+        "ask for a version to be approved (checks run at once)",
+        _approval("request"),
+        (
+            Arg("model", metavar="MODEL"),
+            Arg("version", metavar="VERSION"),
+            _TARGET,
+            Arg("--reason"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("approval", "list"),
+        "approval requests you may see",
+        _approval("list"),
+        (Arg("--pending", action="store_true"),),
+    ),  # fmt: skip
+    Command(("approval", "show"), "one request with its checks", _approval("show"), (_ID,)),
+    Command(
+        ("approval", "approve"),
+        "approve a request (reviewers or the model's owner)",
+        _approval("approve"),
+        (_ID, Arg("--comment")),
+    ),  # fmt: skip
+    Command(
+        ("approval", "reject"),
+        "reject a request (a comment is required)",
+        _approval("reject"),
+        (_ID, Arg("--comment")),
+    ),  # fmt: skip
+    Command(("audit", "verify"), "re-compute the audit chain (reviewers, admins)", _audit_verify),
+    Command(
+        ("audit", "export"),
+        "write the audit log as JSON lines or CSV (reviewers, admins)",
+        _audit_export,
+        (
+            Arg("--format", choices=("jsonl", "csv"), default="jsonl"),
+            Arg("--output", "-o", help="file (default: standard output)"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("profiles", "validate"),
+        "check every team profile file",
+        _profiles("validate"),
+        (_FOLDER,),
+        returns_code=True,
+    ),  # fmt: skip
+    Command(
+        ("profiles", "render"),
+        "print the KubeSpawner profile_list or Helm values",
+        _profiles("render"),
+        (
+            Arg("--format", choices=["kubespawner", "helm-values"], required=True),
+            Arg(
+                "--group",
+                action="append",
+                default=None,
+                metavar="G",
+                help="only the profiles of these JupyterHub groups (kubespawner; repeatable)",
+            ),
+            Arg("--output", choices=["yaml", "json"], default="yaml"),
+            _FOLDER,
+        ),
+        returns_code=True,
+    ),  # fmt: skip
+    Command(
+        ("demo", "features"),
+        "create, apply and materialize the demo Feast repo",
+        _demo_features,
+        (Arg("path", nargs="?", help="default: the configured feature repo"),),
+    ),  # fmt: skip
+    Command(
+        ("hub", "add-user"),
+        "add a user to the embedded hub's users file (prints the password)",
+        _hub_users("add"),
+        (
+            Arg("name", metavar="NAME"),
+            Arg("--group", action="append", default=[], metavar="G"),
+            Arg("--password", help="default: a generated one"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("hub", "remove-user"),
+        "remove a user from the embedded hub's users file",
+        _hub_users("remove"),
+        (Arg("name", metavar="NAME"),),
+    ),  # fmt: skip
+    Command(
+        ("hub", "set-password"),
+        "set (or generate) a user's password in the users file",
+        _hub_users("set-password"),
+        (Arg("name", metavar="NAME"), Arg("--password", help="default: a generated one")),
+    ),  # fmt: skip
+    Command(
+        ("up",),
+        "start the embedded platform (JupyterHub, service, MLflow, culler)",
+        _up,
+        (Arg("--config", default=None, help="JupyterHub config file (default: the shipped one)"),),
+        magic=False,
+        returns_code=True,
+        elsewhere="`up` starts the whole platform in the foreground; run `mlplat up` (or "
+        "`make up`) in a terminal, not in a notebook.",
+    ),  # fmt: skip
+)
+
+# Named in the design and built by later releases.
+PLANNED = ("pipeline", "deploy", "deployments", "promote", "undeploy", "rollback", "predict", "job")
+ALIASES = {"approvals": "approval"}
+
+BY_WORDS: dict[tuple[str, ...], Command] = {c.words: c for c in COMMANDS}
+GROUPS = {c.words[0] for c in COMMANDS if len(c.words) > 1}
+
+
+def find(words: Sequence[str], side: str) -> tuple[Command, list[str]]:
+    """The command the words name and the remaining arguments, for ``side``."""
+    prefix = "%mlplat" if side == "magic" else "mlplat"
+    if not words:
+        raise UsageError(f"Give a command; `{prefix} help` lists them.")
+    first = ALIASES.get(words[0], words[0])
+    if first in GROUPS:
+        if len(words) < 2 or (first, words[1]) not in BY_WORDS:
+            actions = " | ".join(c.words[1] for c in COMMANDS if c.words[0] == first)
+            raise UsageError(f"`{prefix} {first}` needs one of: {actions}.")
+        command, rest = BY_WORDS[(first, words[1])], list(words[2:])
+    elif (first,) in BY_WORDS:
+        command, rest = BY_WORDS[(first,)], list(words[1:])
+    elif first in PLANNED:
+        raise UsageError(
+            f"`{prefix} {first}` is not available in this version yet; see `{prefix} help` "
+            "for what is."
+        )
+    else:
+        names = sorted({c.words[0] for c in COMMANDS})
+        raise UsageError(
+            f"Unknown command {words[0]!r}; use one of: {', '.join(names)} "
+            f"(`{prefix} help` explains each)."
+        )
+    available = command.magic if side == "magic" else command.cli
+    if not available:
+        raise UsageError(command.elsewhere)
+    return command, rest
+
+
+def _usage(arg: Arg) -> str:
+    options = arg.options
+    name = options.get("metavar") or arg.flags[-1].lstrip("-").upper().replace("-", "_")
+    if "choices" in options and "metavar" not in options:
+        name = "|".join(options["choices"])
+    if arg.flags[0].startswith("-"):
+        flag = arg.flags[-1] if arg.flags[-1].startswith("--") else arg.flags[0]
+        text = flag if options.get("action") == "store_true" else f"{flag} {name}"
+        if options.get("action") == "append":
+            text += " ..."
+        return text if options.get("required") else f"[{text}]"
+    if options.get("nargs") == "?":
+        return f"[{name}]"
+    if options.get("nargs") == "*":
+        return f"[{name} ...]"
+    return name
+
+
+def usage(command: Command, side: str) -> str:
+    """``%mlplat approval request MODEL VERSION [--target staging|production] ...``"""
+    start = "%%mlplat" if command.cell else ("%mlplat" if side == "magic" else "mlplat")
+    return " ".join([start, command.name, *(_usage(a) for a in command.args)])
+
+
+def help_text(side: str) -> str:
+    """Every command with its arguments and what it does, from the table (the same text
+    for the magic and the CLI)."""
+    lines = []
+    for command in COMMANDS:
+        if command.magic if side == "magic" else command.cli:
+            lines += [usage(command, side), f"    {command.help}"]
+    lines.append(f"Coming in later releases: {', '.join(PLANNED)}.")
+    return "\n".join(lines)
+
+
+__all__ = ["COMMANDS", "Arg", "Command", "Env", "HelpShown", "Parser", "find", "help_text"]
