@@ -7,7 +7,7 @@ loading the extension stays cheap (no MLflow, Feast, kfp or KServe at import).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _FLUENT = (
     "status",
@@ -26,9 +26,17 @@ _FLUENT = (
     "show_approval",
     "approve",
     "reject",
+    "audit_verify",
+    "audit_export",
 )
 
-__all__ = [*_FLUENT, "MlplatError", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    *_FLUENT,
+    "MlplatError",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 from .errors import MlplatError  # noqa: E402  (cheap: no third-party imports)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import PermissionDenied, UsageError
-from .settings import MlplatSettings, get_settings
+from .settings import MlplatSettings
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}\Z")
 
@@ -68,8 +68,8 @@ class Identity:
         return team, f"{team}/{name}"
 
 
-def current_identity(settings: MlplatSettings | None = None) -> Identity:
-    settings = settings or get_settings()
+def current_identity(settings: MlplatSettings) -> Identity:
+    """The local identity of the settings (outside a hub: the OS or configured user)."""
     return Identity(
         user=settings.user,
         teams=tuple(settings.teams),
@@ -78,14 +78,13 @@ def current_identity(settings: MlplatSettings | None = None) -> Identity:
     )
 
 
-def identity_from_hub_model(model: Mapping, settings: MlplatSettings | None = None) -> Identity:
+def identity_from_hub_model(model: Mapping, settings: MlplatSettings) -> Identity:
     """The identity of a JupyterHub user (or service) model, from its ``groups``.
 
     Groups ``<team_group_prefix><team>`` become teams (sorted); the reviewer and
     admin groups of the settings become the roles ``reviewer`` and ``admin``.
     A service model has no groups, so no teams and no roles.
     """
-    settings = settings or get_settings()
     groups = [g for g in model.get("groups") or () if isinstance(g, str)]
     prefix = settings.team_group_prefix
     teams = sorted({g[len(prefix) :] for g in groups if g.startswith(prefix) and g != prefix})

@@ -16,10 +16,12 @@ from tests.servers import MlflowServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Nothing in the tests may read the developer's own ~/.mlplat or MLflow server.
-for _var in ("MLPLAT_HOME", "MLPLAT_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLPLAT_TEAMS",
-             "MLPLAT_FEATURE_REPO", "MLPLAT_CONFIG", "JPY_SESSION_NAME", "MLPLAT_STORE_URL"):  # fmt: skip
-    os.environ.pop(_var, None)
+# Nothing in the tests may read the developer's own ~/.mlplat or MLflow server, and a
+# suite started inside a hub (a terminal in JupyterLab) must not switch transports.
+ISOLATED_PREFIXES = ("MLPLAT_", "JUPYTERHUB_")
+for _var in list(os.environ):
+    if _var.startswith(ISOLATED_PREFIXES) or _var in ("MLFLOW_TRACKING_URI", "JPY_SESSION_NAME"):
+        os.environ.pop(_var)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ from jupyter_mlplat.profiles import (
     load_profiles,
     parse_memory,
 )
-from jupyter_mlplat.profiles.cli import add_profiles_commands
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = REPO_ROOT / "spawner_profiles"
@@ -307,10 +306,14 @@ def test_all_problems_are_collected(folder):
     assert "(1 more problem(s): run `mlplat profiles validate`" in str(info.value)
 
 
-def test_default_profiles_dir_honours_settings(tmp_path):
-    assert default_profiles_dir(SimpleNamespace(profiles_dir="")) == SHIPPED
-    assert default_profiles_dir(SimpleNamespace()) == SHIPPED
-    assert default_profiles_dir(SimpleNamespace(profiles_dir=str(tmp_path))) == tmp_path
+def test_default_profiles_are_package_data():
+    """Found in the installed package, not by walking up to a checkout."""
+    import jupyter_mlplat
+
+    shipped = default_profiles_dir()
+    assert shipped.is_relative_to(Path(jupyter_mlplat.__file__).parent)
+    assert shipped.resolve() == SHIPPED.resolve()  # the checkout's folder links to it
+    assert len(load_profiles().profiles) == 7
 
 
 # -- per-user selection ---------------------------------------------------------------------
@@ -408,12 +411,9 @@ def test_resolve_with_a_vision_gpu_above_max(profiles):
 
 
 def _run(argv, capsys):
-    import argparse
+    from jupyter_mlplat.cli import main
 
-    parser = argparse.ArgumentParser(prog="mlplat")
-    add_profiles_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code = args.func(args)
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import __version__
+from ..version import __version__
 from ..api.base import ApiModel
 from ..api.core import DescribeHealth, DescribeMe
 from ..identity import Identity

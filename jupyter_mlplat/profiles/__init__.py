@@ -9,14 +9,13 @@ Only yaml, json and jsonschema are imported here; KubeSpawner is never imported.
 
 from __future__ import annotations
 
+from .loader import default_profiles_dir, load_profiles
 from .model import (
     GpuChoice,
     GpuType,
     Profile,
     ProfileError,
     ProfileSet,
-    default_profiles_dir,
-    load_profiles,
     parse_memory,
 )
 from .render import (

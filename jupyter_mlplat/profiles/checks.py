@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from .model import SHARED, Profile, ProfileError, display_path, parse_memory, read_yaml
+from .model import SHARED, Profile, ProfileError, display_path, parse_memory
 
 # Set from the chosen GPU count by the spawners; a profile must not set them itself.
 RESERVED_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
@@ -126,13 +126,8 @@ def schema_problems(path: Path, data: Any, schema: dict) -> list[str]:
     return problems
 
 
-def read_groups(path: Path, schema: dict) -> tuple[list[str], list[str]]:
-    """``(teams, roles)`` from ``groups.yaml``."""
-    if not path.is_file():
-        raise ProfileError(
-            [problem(path, None, "", "is missing (it lists the known teams and role groups)")]
-        )
-    data = read_yaml(path)
+def read_groups(path: Path, data: Any, schema: dict) -> tuple[list[str], list[str]]:
+    """``(teams, roles)`` from the parsed ``groups.yaml`` at ``path``."""
     problems = []
     for error in _validator(schema, "groups_file").iter_errors(data):
         parts, text = _sentence(error)

@@ -1,7 +1,7 @@
 """``mlplat profiles validate|render``: check the profile files and print what they render to.
 
-Wire into the ``mlplat`` parser with :func:`add_profiles_commands`; each command's
-``func(args)`` returns the exit code (1 when the profiles are invalid).
+The arguments are declared in the command table (:mod:`jupyter_mlplat.commands`); each
+function takes the parsed arguments and returns the exit code (1 when invalid).
 """
 
 from __future__ import annotations
@@ -13,45 +13,8 @@ from typing import Any
 
 import yaml
 
-from .model import ProfileError, ProfileSet, default_profiles_dir, display_path, load_profiles
-
-
-def add_profiles_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``profiles validate`` and ``profiles render`` to an argparse subparsers object."""
-    profiles = subparsers.add_parser("profiles", help="team server profiles (spawner_profiles/)")
-    sub = profiles.add_subparsers(dest="profiles_command", required=True)
-
-    validate = sub.add_parser("validate", help="check every profile file")
-    _folder_argument(validate)
-    validate.set_defaults(func=cmd_validate)
-
-    render = sub.add_parser("render", help="print the KubeSpawner profile_list or Helm values")
-    render.add_argument(
-        "--format",
-        choices=["kubespawner", "helm-values"],
-        required=True,
-        help="kubespawner: KubeSpawner.profile_list; helm-values: the chart's jupyterhub: values",
-    )
-    render.add_argument(
-        "--group",
-        action="append",
-        default=None,
-        metavar="G",
-        help="only the profiles of these JupyterHub groups (kubespawner format; repeatable)",
-    )
-    render.add_argument("--output", choices=["yaml", "json"], default="yaml", help="default yaml")
-    _folder_argument(render)
-    render.set_defaults(func=cmd_render)
-    return profiles
-
-
-def _folder_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--folder",
-        metavar="DIR",
-        default=None,
-        help="profiles folder (default: c.MlplatSettings.profiles_dir, else spawner_profiles/)",
-    )
+from .loader import default_profiles_dir, load_profiles
+from .model import ProfileError, ProfileSet, display_path
 
 
 def _load(args: argparse.Namespace) -> ProfileSet | None:
