@@ -28,8 +28,9 @@ $(CHP): package.json package-lock.json
 
 install: $(STAMP) $(CHP)
 
+# configurable-http-proxy is found on PATH (or c.MlplatHub.proxy_command).
 up: install
-	$(VENV)/bin/mlplat up
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(VENV)/bin/mlplat up
 
 # The store tests run on a real PostgreSQL too: installed from Debian's packages if missing.
 test: install lint

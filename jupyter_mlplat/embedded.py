@@ -115,6 +115,9 @@ def _hub_child_setup() -> None:  # in the hub process, before exec
     from .hub.supervise import set_parent_death_signal
 
     set_parent_death_signal(signal.SIGTERM)  # `mlplat up` killed -> the hub stops too
+    # Started in the background by a shell, we inherit an ignored SIGINT; the hub and its
+    # services must not (JupyterHub stops services with SIGINT).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _new_log_lines(log_path: Path, offset: int, limit: int = 15) -> list[str]:

@@ -16,7 +16,24 @@ from . import commands
 from .errors import UsageError
 
 
+def _strip_comment(line: str) -> str:
+    """``line`` without a trailing ``# comment`` (a ``#`` after whitespace, outside quotes),
+    so ``%mlplat status  # who am I`` works as it does in Python; ``a#b`` stays whole."""
+    quote = None
+    for index, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index]
+    return line
+
+
 def _split(line: str) -> list[str]:
+    if "#" in line:
+        line = _strip_comment(line)
     if not any(ch in line for ch in "'\"\\"):
         return line.split()  # the common case, several times faster than shlex
     try:

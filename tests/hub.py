@@ -43,6 +43,7 @@ def path_with_proxy(path: str | None = None) -> str:
     rest = path if path is not None else os.environ.get("PATH", os.defpath)
     return os.pathsep.join([str(CHP.parent), *(p for p in rest.split(os.pathsep) if p)])
 
+
 ADMIN_SCOPES = [
     "admin:users", "admin:servers", "admin:groups", "tokens", "access:servers",
     "access:services", "read:metrics", "read:services", "list:services", "read:hub", "read:roles",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from jupyter_mlplat.errors import ServiceUnavailable
+from jupyter_mlplat.tracking import Tracker
 from jupyter_mlplat.tracking.batcher import MetricBatcher
+from tests.servers import free_port
 
 
 def _runs(client: MlflowClient, name: str, count: int) -> list[str]:
@@ -27,12 +32,13 @@ def test_one_failing_run_loses_nobody_s_metrics(tracking_uri, configure):
     def send(run_id, metrics):
         client.log_batch(run_id, metrics=metrics, synchronous=True)
 
-    batcher = MetricBatcher(send, batch_size=4, flush_seconds=3600)
+    batcher = MetricBatcher(send, batch_size=1000, flush_seconds=3600)
     # The failing run is queued first, so the others come after it in the flush.
     batcher.add(failing, {"loss": 1.0})
     for step in range(3):
-        batcher.add(second, {"loss": 0.5, "acc": 0.1}, step=step)  # 6 metrics: two batches
+        batcher.add(second, {"loss": 0.5, "acc": 0.1}, step=step)
     batcher.add(third, {"loss": 0.25})
+    batcher.batch_size = 4  # the second run's 6 metrics now go out in two batches
     client.delete_run(failing)  # MLflow refuses to log to a deleted run
 
     with pytest.raises(MlflowException):
@@ -51,20 +57,20 @@ def test_one_failing_run_loses_nobody_s_metrics(tracking_uri, configure):
     assert _steps(client, second, "loss") == [0, 1, 2]
 
 
-def test_flush_of_one_run_keeps_the_others_queued(sqlite_tracking_uri, configure):
-    configure(tracking_uri=sqlite_tracking_uri)
-    client = MlflowClient(sqlite_tracking_uri)
-    first, other = _runs(client, "batcher-one-run", 2)
-    batcher = MetricBatcher(
-        lambda run_id, metrics: client.log_batch(run_id, metrics=metrics, synchronous=True),
-        flush_seconds=3600,
-    )
-    batcher.add(first, {"loss": 1.0})
-    batcher.add(other, {"loss": 2.0})
-    client.delete_run(first)
-    with pytest.raises(MlflowException):
-        batcher.flush(first)
-    assert (batcher.pending(first), batcher.pending(other)) == (1, 1)
-    client.restore_run(first)
-    assert batcher.flush() == 2
-    assert _steps(client, first, "loss") == _steps(client, other, "loss") == [0]
+def test_tracking_server_down_keeps_every_run_s_metrics(configure):
+    """With the server down, the first run's failure stops the flush (no second wait of
+    the retry budget) and every run's metrics stay queued for the next flush."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    settings = configure(tracking_uri=uri, tracking_retry_seconds=1.0)
+    tracker = Tracker(settings)
+    tracker.batcher.add("run-a", {"loss": 1.0, "acc": 0.5})
+    tracker.batcher.add("run-b", {"loss": 2.0})
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match=uri):
+        tracker.flush()
+    elapsed = time.monotonic() - started
+    assert (tracker.batcher.pending("run-a"), tracker.batcher.pending("run-b")) == (2, 1)
+    assert elapsed < 10  # one budget (1 s), not one per queued run
+    with pytest.raises(ServiceUnavailable):
+        tracker.flush()
+    assert tracker.batcher.pending() == 3

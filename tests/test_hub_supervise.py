@@ -71,9 +71,18 @@ class Supervised:
         script.write_text(PARENT)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter_mlplat.hub.supervise",
-                "--pidfile", str(self.pidfile), "--grace", str(grace),
-                "--", sys.executable, str(script), str(self.out), *extra,
+                sys.executable,
+                "-m",
+                "jupyter_mlplat.hub.supervise",
+                "--pidfile",
+                str(self.pidfile),
+                "--grace",
+                str(grace),
+                "--",
+                sys.executable,
+                str(script),
+                str(self.out),
+                *extra,
             ],  # fmt: skip
             stderr=subprocess.PIPE,
             text=True,
@@ -140,8 +149,17 @@ def test_leftovers_of_a_killed_supervisor_are_stopped_before_the_next_start(supe
     _wait_until(lambda: not _alive(run.parent), 5, "the command outlived its supervisor")
     assert _alive(run.worker)
     again = subprocess.run(
-        [sys.executable, "-m", "jupyter_mlplat.hub.supervise", "--pidfile", str(run.pidfile),
-         "--", sys.executable, "-c", "print('second run')"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "jupyter_mlplat.hub.supervise",
+            "--pidfile",
+            str(run.pidfile),
+            "--",
+            sys.executable,
+            "-c",
+            "print('second run')",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=60,
@@ -159,8 +177,15 @@ def test_a_reused_group_id_without_the_runs_marker_is_not_touched(tmp_path):
         pidfile = tmp_path / "service.pgid"
         pidfile.write_text(f"{bystander.pid} {'0' * 32}\n")
         done = subprocess.run(
-            [sys.executable, "-m", "jupyter_mlplat.hub.supervise", "--pidfile", str(pidfile),
-             "--", "true"],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "jupyter_mlplat.hub.supervise",
+                "--pidfile",
+                str(pidfile),
+                "--",
+                "true",
+            ],  # fmt: skip
             capture_output=True,
             text=True,
             timeout=60,

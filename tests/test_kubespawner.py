@@ -26,6 +26,7 @@ from jupyter_mlplat.profiles import (
     kubespawner_profile_list_callable,
     load_profiles,
     parse_memory,
+    resolve,
 )
 from jupyter_mlplat.profiles.render import GPU_RESOURCE, HELM_FILTER_CONFIG_KEY, gpu_node_labels
 
@@ -102,7 +103,7 @@ async def test_every_profile_and_gpu_choice_makes_a_valid_pod(slug, choice):
     strict_validate(pod)
 
     # The same request through our own validation (what a local spawner would get).
-    resolved = PROFILES.resolve(slug, options, profile.audience if not profile.shared else [])
+    resolved = resolve(PROFILES, slug, options, profile.audience if not profile.shared else [])
     container = pod["spec"]["containers"][0]
     assert pod["metadata"]["namespace"] == profile.namespace == spawner.namespace
     assert container["image"] == profile.image
@@ -140,7 +141,7 @@ async def test_unlisted_gpu_choice_is_rejected_by_both():
     with pytest.raises((KeyError, ValueError)):
         await spawner.load_user_options()
     with pytest.raises(Exception, match="'8x-h100' is not a GPU choice of profile 'vision-gpu'"):
-        PROFILES.resolve("vision-gpu", {"gpu": "8x-h100"}, ["team-vision"])
+        resolve(PROFILES, "vision-gpu", {"gpu": "8x-h100"}, ["team-vision"])
 
 
 @pytest.mark.parametrize(
@@ -159,7 +160,7 @@ async def test_group_filtering_through_kubespawner(groups, visible):
 
     # No profile asked: the user's default (their team's, else the first they may use).
     pod = await pod_for(spawner, {})
-    assert pod["metadata"]["namespace"] == PROFILES.resolve(None, {}, groups).namespace
+    assert pod["metadata"]["namespace"] == resolve(PROFILES, None, {}, groups).namespace
 
     for profile in PROFILES.profiles:
         spawner = make_spawner(groups, profile_list=kubespawner_profile_list_callable(PROFILES))

@@ -162,3 +162,15 @@ def test_magic_lines_expand_variables_of_the_calling_scope(shell):
     result, _ = run_cell(shell, cell)
     assert result.success, result.error_in_exec
     assert shell.user_ns["chosen"].name == "churn/local-x1"
+
+
+def test_a_trailing_comment_is_not_an_argument(shell):
+    from jupyter_mlplat.magics import _split
+
+    assert _split("status  # who am I") == ["status"]
+    assert _split("log name=a#b acc=1 # note") == ["log", "name=a#b", "acc=1"]
+    assert _split("approval reject 3 --comment 'see # 12' # why") == [
+        "approval", "reject", "3", "--comment", "see # 12",
+    ]  # fmt: skip
+    result, _ = run_cell(shell, "%mlplat help  # list them")
+    assert result.success, result.error_in_exec

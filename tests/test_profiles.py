@@ -22,6 +22,8 @@ from jupyter_mlplat.profiles import (
     kubespawner_profile_list,
     load_profiles,
     parse_memory,
+    profiles_for_groups,
+    resolve,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -334,34 +336,34 @@ def test_default_profiles_are_package_data():
     ],
 )
 def test_users_see_their_teams_and_shared_profiles(profiles, groups, expected):
-    assert [p.slug for p in profiles.for_groups(groups)] == expected
+    assert [p.slug for p in profiles_for_groups(profiles, groups)] == expected
     group_objects = [SimpleNamespace(name=g) for g in groups]
-    assert [p.slug for p in profiles.for_groups(group_objects)] == expected
+    assert [p.slug for p in profiles_for_groups(profiles, group_objects)] == expected
     rendered = kubespawner_profile_list(profiles, groups=groups)
     assert [p["slug"] for p in rendered] == expected
     assert sum(p["default"] for p in rendered) <= 1
 
 
 def test_resolve_defaults_and_gpu_choices(profiles):
-    churn = profiles.resolve(None, None, ["team-churn"])
+    churn = resolve(profiles, None, None, ["team-churn"])
     assert (churn.slug, churn.gpu_count, churn.gpu_type) == ("churn-cpu", 0, None)
     assert churn.env == {"OMP_NUM_THREADS": "4", "CUDA_VISIBLE_DEVICES": ""}
     assert churn.namespace == "mlplat-churn" and churn.mem_limit_bytes == 16 * 1024**3
 
-    vision = profiles.resolve("vision-gpu", {}, ["team-vision"])
+    vision = resolve(profiles, "vision-gpu", {}, ["team-vision"])
     assert (vision.gpu_count, vision.gpu_type.name, vision.gpu_choice) == (1, "a100", "1x-a100")
     assert vision.env["CUDA_VISIBLE_DEVICES"] == "0"
 
-    two_t4 = profiles.resolve("vision-gpu", {"gpu": "2x-t4"}, ["team-vision"])
+    two_t4 = resolve(profiles, "vision-gpu", {"gpu": "2x-t4"}, ["team-vision"])
     assert (two_t4.gpu_count, two_t4.gpu_type.name) == (2, "t4")
     assert two_t4.env["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert two_t4.kubespawner_user_options == {"profile": "vision-gpu", "gpu": "2x-t4"}
 
-    by_count = profiles.resolve("vision-gpu", {"gpu_count": "2", "gpu_type": "t4"}, ["team-vision"])
+    by_count = resolve(profiles, "vision-gpu", {"gpu_count": "2", "gpu_type": "t4"}, ["team-vision"])
     assert by_count.gpu_choice == "2x-t4"
-    none = profiles.resolve("vision-gpu", {"profile": "vision-gpu", "gpu": "none"}, ["team-vision"])
+    none = resolve(profiles, "vision-gpu", {"profile": "vision-gpu", "gpu": "none"}, ["team-vision"])
     assert (none.gpu_count, none.env["CUDA_VISIBLE_DEVICES"]) == (0, "")
-    assert profiles.resolve("shared-cpu", {"gpu_count": 0}, []).gpu_choice == "none"
+    assert resolve(profiles, "shared-cpu", {"gpu_count": 0}, []).gpu_choice == "none"
 
 
 ALLOWED_CHURN = "churn-cpu, churn-gpu, shared-cpu"
@@ -395,7 +397,7 @@ RESOLVE_ERRORS = [
 @pytest.mark.parametrize(("slug", "options", "error", "status", "message"), RESOLVE_ERRORS)
 def test_resolve_rejects_bad_requests(profiles, slug, options, error, status, message):
     with pytest.raises(error) as info:
-        profiles.resolve(slug, options, ["team-churn"])
+        resolve(profiles, slug, options, ["team-churn"])
     assert str(info.value) == message
     assert info.value.http_status == status
     assert isinstance(info.value, PermissionDenied if status == 403 else UsageError)
@@ -404,7 +406,7 @@ def test_resolve_rejects_bad_requests(profiles, slug, options, error, status, me
 def test_resolve_with_a_vision_gpu_above_max(profiles):
     with pytest.raises(SpawnRequestError, match=r"at most 2 GPU\(s\) \(got 3\); choose one of: "
                        r"none, 1x-a100, 2x-a100, 1x-t4, 2x-t4\."):  # fmt: skip
-        profiles.resolve("vision-gpu", {"gpu_count": 3, "gpu_type": "t4"}, ["team-vision"])
+        resolve(profiles, "vision-gpu", {"gpu_count": 3, "gpu_type": "t4"}, ["team-vision"])
 
 
 # -- CLI ------------------------------------------------------------------------------------

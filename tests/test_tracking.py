@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -74,6 +75,68 @@ def test_git_commit_recorded_inside_a_repository(configure, sqlite_tracking_uri,
     tags = _client(sqlite_tracking_uri).get_run(info.run_id).data.tags
     assert tags["mlflow.source.git.commit"] == head.stdout.strip()
     assert tags["mlplat.git.dirty"] == "false"
+
+
+def test_code_version_outside_git_is_the_saved_notebook_s_hash(configure, tracking_uri, tmp_path):
+    notebook = tmp_path / "outside" / "train.ipynb"
+    notebook.parent.mkdir()
+    notebook.write_text(json.dumps({"cells": [], "nbformat": 4, "nbformat_minor": 5}))
+    configure(tracking_uri=tracking_uri, notebook_path=str(notebook))
+    with mlplat.run(autolog=False) as info:
+        pass
+    tags = _client(tracking_uri).get_run(info.run_id).data.tags
+    assert "mlflow.source.git.commit" not in tags
+    digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
+    assert tags["mlplat.code_version"] == f"notebook-sha256:{digest}"
+
+
+def test_code_version_is_the_git_commit_inside_a_repository(
+    configure, sqlite_tracking_uri, tmp_path
+):
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    notebook = repo / "nb.ipynb"
+    notebook.write_text("{}")
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    configure(tracking_uri=sqlite_tracking_uri, notebook_path=str(notebook))
+    with mlplat.run(autolog=False) as info:
+        pass
+    tags = _client(sqlite_tracking_uri).get_run(info.run_id).data.tags
+    assert tags["mlplat.code_version"] == head.stdout.strip()
+
+
+SCRIPT = """
+import sys
+from jupyter_mlplat.settings import MlplatSettings
+from jupyter_mlplat.tracking import Tracker
+
+settings = MlplatSettings(home=sys.argv[2], user="alice", teams=["churn"], teams_source="t",
+                          tracking_uri=sys.argv[1], notebook_path="")
+tracker = Tracker(settings)
+with tracker.run("script", autolog=False) as info:
+    pass
+print(info.run_id)
+"""
+
+
+def test_code_version_of_a_script_outside_git_is_its_hash(sqlite_tracking_uri, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME",)}
+    result = subprocess.run(
+        [sys.executable, str(script), sqlite_tracking_uri, str(tmp_path / "home")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.strip().splitlines()[-1]
+    tags = _client(sqlite_tracking_uri).get_run(run_id).data.tags
+    assert "mlflow.source.git.commit" not in tags and "mlplat.notebook.sha256" not in tags
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()
+    assert tags["mlplat.code_version"] == f"source-sha256:{digest}"
 
 
 def test_a_failing_block_ends_the_run_failed_and_reraises(configure, tracking_uri):

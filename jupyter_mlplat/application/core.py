@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..version import __version__
 from ..api.base import ApiModel
 from ..api.core import DescribeHealth, DescribeMe
 from ..identity import Identity
+from ..version import __version__
 from .endpoints import Area, Context, endpoint
 
 

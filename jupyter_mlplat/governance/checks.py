@@ -199,8 +199,7 @@ def check_team(identity: Identity, owner_team: str) -> CheckResult:
         TEAM_OWNS,
         False,
         inputs,
-        f"Requester is not in team {owner_team}; ask a member of {owner_team} to request "
-        "approval.",
+        f"Requester is not in team {owner_team}; ask a member of {owner_team} to request approval.",
     )
 
 

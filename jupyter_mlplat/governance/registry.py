@@ -69,9 +69,11 @@ def check_artifact(artifact: str | None) -> str | None:
         segments = path.split("/")
         if all(_PATH_SEGMENT.match(s) and s.strip(".") for s in segments):
             return path
-    shown = repr(artifact[:80] + ("…" if len(artifact) > 80 else "")) if isinstance(
-        artifact, str
-    ) else repr(artifact)
+    shown = (
+        repr(artifact[:80] + ("…" if len(artifact) > 80 else ""))
+        if isinstance(artifact, str)
+        else repr(artifact)
+    )
     raise UsageError(
         f"Artifact {shown} is not a model inside the run; give a relative name like 'model' "
         "or 'sub/model' (letters, digits, '_', '-', '.'), or a logged model id like 'm-1a2b3c'."

@@ -137,8 +137,9 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
                 "file; point it at configurable-http-proxy (npm install configurable-http-proxy)."
             )
         _fail(
-            f"{PROXY_EXECUTABLE} is not on PATH; install it (npm install -g "
-            "configurable-http-proxy, or `make install` in the checkout) or set "
+            f"{PROXY_EXECUTABLE} is not on PATH; install it (`npm install -g "
+            "configurable-http-proxy`; `make up` in the checkout puts node_modules/.bin on "
+            "PATH) or set "
             'c.MlplatHub.proxy_command = "/path/to/configurable-http-proxy" in '
             f"{Path(settings.home) / 'mlplat_config.py'}."
         )

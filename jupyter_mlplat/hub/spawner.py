@@ -22,7 +22,7 @@ from tornado import web
 from traitlets import Unicode, default
 
 from ..errors import MlplatError
-from ..profiles import load_profiles
+from ..profiles import load_profiles, profiles_for_groups, resolve
 
 NOT_ENFORCED = (
     "On this single machine the profile's environment, working directory and GPU count "
@@ -79,7 +79,7 @@ class MlplatLocalSpawner(SimpleLocalProcessSpawner):
         return load_profiles(Path(self.profiles_dir))
 
     def _allowed(self):
-        return self._profiles().for_groups(user_groups(self.user))
+        return profiles_for_groups(self._profiles(), user_groups(self.user))
 
     @default("options_form")
     def _default_options_form(self):
@@ -113,7 +113,7 @@ class MlplatLocalSpawner(SimpleLocalProcessSpawner):
         options = dict(user_options or {})
         slug = options.pop("profile", None)
         try:
-            resolved = self._profiles().resolve(slug, options, user_groups(self.user))
+            resolved = resolve(self._profiles(), slug, options, user_groups(self.user))
         except MlplatError as exc:
             raise web.HTTPError(getattr(exc, "http_status", 400), str(exc)) from exc
         self.resolved_profile = resolved

@@ -1,7 +1,7 @@
 """Team server profiles: YAML files in ``spawner_profiles/``, validated and rendered.
 
 * :func:`load_profiles` -> :class:`ProfileSet` (raises :class:`ProfileError`)
-* :meth:`ProfileSet.for_groups`, :meth:`ProfileSet.resolve` -> :class:`ResolvedProfile`
+* :func:`profiles_for_groups`, :func:`resolve` -> :class:`ResolvedProfile` (in :mod:`.selection`)
 * :func:`kubespawner_profile_list`, :func:`helm_values` (in :mod:`.render`)
 
 Only yaml, json and jsonschema are imported here; KubeSpawner is never imported.
@@ -23,7 +23,13 @@ from .render import (
     kubespawner_profile_list,
     kubespawner_profile_list_callable,
 )
-from .selection import ProfileForbidden, ResolvedProfile, SpawnRequestError
+from .selection import (
+    ProfileForbidden,
+    ResolvedProfile,
+    SpawnRequestError,
+    profiles_for_groups,
+    resolve,
+)
 
 __all__ = [
     "GpuChoice",
@@ -40,4 +46,6 @@ __all__ = [
     "kubespawner_profile_list_callable",
     "load_profiles",
     "parse_memory",
+    "profiles_for_groups",
+    "resolve",
 ]

@@ -7,7 +7,7 @@ Memory amounts are strings such as ``"2G"`` read the way JupyterHub reads them
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,20 +138,6 @@ class ProfileSet:
 
     def get(self, slug: str) -> Profile | None:
         return next((p for p in self.profiles if p.slug == slug), None)
-
-    def for_groups(self, groups: Iterable[Any]) -> list[Profile]:
-        """The profiles a member of ``groups`` may use: their teams' first, then shared ones.
-
-        ``groups`` are names or objects with a ``.name`` (JupyterHub ``Group``)."""
-        from .selection import profiles_for_groups
-
-        return profiles_for_groups(self, groups)
-
-    def resolve(self, slug: str | None, options: Mapping[str, Any] | None, groups: Iterable[Any]):
-        """Validate a spawn request; see :func:`.selection.resolve`."""
-        from .selection import resolve
-
-        return resolve(self, slug, options, groups)
 
 
 def known_groups(teams: Iterable[str], roles: Iterable[str]) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .model import NO_GPU, GpuChoice, Profile, ProfileSet
-from .selection import group_names
+from .selection import group_names, profiles_for_groups
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_OPTION = "gpu"
@@ -135,7 +135,7 @@ def kubespawner_profile_list(
         profiles = [p for p in profile_set.profiles if not p.shared]
         profiles += [p for p in profile_set.profiles if p.shared]
     else:
-        profiles = profile_set.for_groups(groups)
+        profiles = profiles_for_groups(profile_set, groups)
     entries = [profile_entry(p, labels) for p in profiles]
     if groups is not None:
         seen_default = False
