@@ -41,10 +41,7 @@ class GovernanceArea(Area):
         from ..governance.registry import mirror
 
         try:
-            mirror(
-                self.resources.mlflow, request.model, request.version, request.target,
-                request.status,
-            )  # fmt: skip
+            mirror(self.settings, request.model, request.version, request.target, request.status)
         except Exception:  # noqa: BLE001 - the store is the source of truth; MLflow is a copy
             log.warning("Could not mirror %s to MLflow", request.subject, exc_info=True)
 
@@ -53,12 +50,13 @@ class GovernanceArea(Area):
         """Register a run's logged model as a new version (the run's team must be yours)."""
         from ..governance import ownership, registry
 
-        mlflow = self.resources.mlflow
         registry.check_model_name(request.model)
-        team = registry.run_team(mlflow, request.run_id)
+        team = registry.run_team(self.settings, request.run_id)
         context.identity.check_team(team)
         ownership.claim_model(self.resources.store, context.identity, request.model, team)
-        return registry.register(mlflow, request.run_id, request.model, request.artifact, team)
+        return registry.register(
+            self.settings, request.run_id, request.model, request.artifact, team
+        )
 
     @endpoint("POST", "api/approvals", CreateApprovalRequest, DescribeApprovalRequest, status=201)
     def request_approval(
@@ -68,7 +66,7 @@ class GovernanceArea(Area):
         from ..governance import workflow
         from ..governance.registry import read_version
 
-        info = read_version(self.resources.mlflow, request.model, request.version)
+        info = read_version(self.settings, request.model, request.version)
         result = workflow.request_approval(
             self.resources.store, context.identity, request.model, request.version,
             request.target, request.reason or "", info, policy=self.policy,
@@ -113,7 +111,7 @@ class GovernanceArea(Area):
 
         store = self.resources.store
         current = get_request(store, context.identity, request.request_id, policy=self.policy)
-        info = read_version(self.resources.mlflow, current.model, current.version)
+        info = read_version(self.settings, current.model, current.version)
         result = workflow.approve(
             store, context.identity, request.request_id, request.comment or "", info,
             policy=self.policy,

@@ -1,4 +1,5 @@
-"""What the areas share in one process: the platform store and the MLflow client."""
+"""What the areas share in one process: the platform store (MLflow is reached by the
+domain modules with the settings, each call checking it answers first)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ class Resources:
     def __init__(self, settings: MlplatSettings):
         self.settings = settings
         self._store = None
-        self._mlflow = None
         self._lock = threading.Lock()
 
     @property
@@ -26,13 +26,3 @@ class Resources:
                 if self._store is None:
                     self._store = get_store(self.settings)
         return self._store
-
-    @property
-    def mlflow(self):
-        """An MLflow client on the platform's own tracking URI (checked reachable first)."""
-        from ..tracking.connection import check_reachable, get_client
-
-        check_reachable(self.settings.tracking_uri, self.settings.tracking_retry_seconds)
-        if self._mlflow is None:
-            self._mlflow = get_client(self.settings)
-        return self._mlflow

@@ -33,6 +33,7 @@ from ..identity import Identity
 from ..store.db import Store
 from ..store.models import GENESIS_HASH, AuditEvent, canonical_json, iso, json_safe, utcnow
 from .export import EXPORT_COLUMNS, JSON_FIELDS, write_records
+from .export import FIELDS as FIELDS  # the hashed fields, in order
 from .policy import check_audit_reader
 from .queries import describe_event
 

@@ -66,10 +66,11 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "timed out", "Max retries exceeded"):
-        if marker in text:
-            return marker.lower() if marker != "Max retries exceeded" else "no answer after retries"
-    return type(exc).__name__
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text or "timeout" in text:
+        return "timed out"
+    return "no answer"
 
 
 def check_reachable(uri: str, budget: float) -> None:
