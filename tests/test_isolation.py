@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-PROBE = '''
+PROBE = """
 import os
 from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.settings import MlplatSettings
@@ -17,7 +17,7 @@ def test_probe():
     leaked = sorted(k for k in os.environ if k.startswith(("MLPLAT_", "JUPYTERHUB_")))
     assert leaked == [], leaked
     assert PlatformClient(MlplatSettings()).transport == "inprocess"
-'''
+"""
 
 
 def test_a_suite_started_inside_a_hub_stays_in_process(tmp_path):

@@ -220,7 +220,9 @@ HTML_503 = (503, "text/html", b"<html><body><h1>503 Service Unavailable</h1></bo
 
 
 def test_a_post_is_retried_through_the_proxys_html_503_with_one_key():
-    ok = json.dumps({"error": "Model 'm' is not registered with the platform.", "code": "not_found"})
+    ok = json.dumps(
+        {"error": "Model 'm' is not registered with the platform.", "code": "not_found"}
+    )
     stand_in = StandIn([HTML_503, HTML_503, (404, "application/json", ok.encode())])
     try:
         settings = MlplatSettings(client_transport="http", service_url=stand_in.url)

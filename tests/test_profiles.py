@@ -359,9 +359,13 @@ def test_resolve_defaults_and_gpu_choices(profiles):
     assert two_t4.env["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert two_t4.kubespawner_user_options == {"profile": "vision-gpu", "gpu": "2x-t4"}
 
-    by_count = resolve(profiles, "vision-gpu", {"gpu_count": "2", "gpu_type": "t4"}, ["team-vision"])
+    by_count = resolve(
+        profiles, "vision-gpu", {"gpu_count": "2", "gpu_type": "t4"}, ["team-vision"]
+    )
     assert by_count.gpu_choice == "2x-t4"
-    none = resolve(profiles, "vision-gpu", {"profile": "vision-gpu", "gpu": "none"}, ["team-vision"])
+    none = resolve(
+        profiles, "vision-gpu", {"profile": "vision-gpu", "gpu": "none"}, ["team-vision"]
+    )
     assert (none.gpu_count, none.env["CUDA_VISIBLE_DEVICES"]) == (0, "")
     assert resolve(profiles, "shared-cpu", {"gpu_count": 0}, []).gpu_choice == "none"
 
