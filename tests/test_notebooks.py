@@ -21,6 +21,9 @@ def platform_env(monkeypatch, tmp_path, mlflow_server, demo_feature_repo):
         "MLPLAT_FEATURE_REPO": str(demo_feature_repo),
         "MLPLAT_TEAMS": "churn",
         "JUPYTERHUB_USER": "nbuser",
+        # What a runner sets (Jupyter Server sets JPY_SESSION_NAME in a Lab): the notebook's
+        # hash is part of the lineage the staging approval checks.
+        "MLPLAT_NOTEBOOK_PATH": str(NOTEBOOK),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -50,6 +53,9 @@ def test_example_notebook_runs_under_papermill_and_records_its_run(platform_env,
     assert run.data.tags["mlplat.features.views"] == "customer_activity,customer_stats"
     history = client.get_metric_history(run.info.run_id, "holdout_accuracy")
     assert [m.step for m in history] == [0, 1, 2, 3, 4]
+    # The documented path reaches staging auto-approval (the notebook asserts it too).
+    (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert version.tags["mlplat.approval.staging"] == "approved"
 
 
 def test_a_failing_notebook_fails_under_papermill(platform_env, tmp_path):
