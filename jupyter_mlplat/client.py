@@ -235,12 +235,23 @@ class HttpTransport:
 
     async def acall(self, endpoint: Endpoint, request: ApiModel) -> ApiModel:
         """The same request from an event loop, never blocking it (tornado's client)."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+        from tornado.httpclient import AsyncHTTPClient
 
         _check_url(self.service_url)
         call = HttpCall(endpoint, request, self.service_url, self.token)
         budget = RetryBudget(self.retry_seconds, self.service_name)
-        client = AsyncHTTPClient()
+        # Our own client, closed after the call: tornado's shared per-loop instance would
+        # outlive a loop that a caller closes (test runners do) and be handed to others.
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            return await self._afetch(client, call, budget)
+        finally:
+            client.close()
+
+    async def _afetch(self, client, call: HttpCall, budget: RetryBudget) -> ApiModel:
+        from tornado.httpclient import HTTPRequest
+
+        endpoint = call.endpoint
         while True:
             timeout = budget.remaining()
             http_request = HTTPRequest(

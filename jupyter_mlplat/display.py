@@ -28,14 +28,18 @@ class Message:
         return isinstance(other, Message) and other.text == self.text
 
 
-class AuditVerifyView:
-    """The outcome of ``audit verify``; attributes pass through (``result.ok``)."""
+class _View:
+    """Wraps a pydantic model; its attributes pass through (``view.status``)."""
 
     def __init__(self, model):
         self.model = model
 
     def __getattr__(self, name):
         return getattr(self.model, name)
+
+
+class AuditVerifyView(_View):
+    """The outcome of ``audit verify``."""
 
     def __repr__(self) -> str:
         r = self.model
@@ -44,14 +48,8 @@ class AuditVerifyView:
         return f"Audit log BROKEN at event {r.first_broken_seq}: {r.reason}"
 
 
-class ApprovalView:
+class ApprovalView(_View):
     """One approval request with its checks and decisions."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
 
     def _headline(self) -> str:
         r = self.model

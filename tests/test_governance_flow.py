@@ -1,6 +1,6 @@
 """Registration and approvals end to end: real MLflow, the real store, real users.
 
-In-process through PlatformOperations (SQLite store, MLflow server process), and over
+In-process through PlatformClient (SQLite store, MLflow server process), and over
 HTTP through the real hub with each user's own token.
 """
 
@@ -218,7 +218,7 @@ def test_approval_magics_in_a_notebook(
 
 
 def test_cli_lists_verifies_and_exports(ops, train_run, mlflow_server, configure, tmp_path, capsys):
-    """`mlplat approvals list` / `mlplat audit verify|export` on the same store."""
+    """`mlplat approvals list` (the alias of `approval list`) / `mlplat audit verify|export`."""
     import csv
     import json
 

@@ -1,7 +1,9 @@
 """The Jupyter Server extension, through pytest-jupyter's real server.
 
-pytest-jupyter drives the server on its own IOLoop (not pytest-asyncio's), so
-these tests are synchronous and run each request on that loop.
+pytest-jupyter drives the server on its own asyncio loop (``jp_asyncio_loop``, not
+pytest-asyncio's), so these tests are synchronous and run each request on that very loop:
+``IOLoop.current()`` can name another loop once earlier tests (nbclient, async tests) have
+left theirs behind, and running that one would never serve the request.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ def jp_server_config():
 
 
 @pytest.fixture
-def fetch(jp_serverapp, jp_fetch, io_loop):
+def fetch(jp_serverapp, jp_fetch, jp_asyncio_loop):
     def _fetch(*parts, **kwargs):
-        return io_loop.run_sync(lambda: jp_fetch(*parts, **kwargs))
+        return jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
 
     return _fetch
 

@@ -75,6 +75,7 @@ def test_git_commit_recorded_inside_a_repository(configure, sqlite_tracking_uri,
     tags = _client(sqlite_tracking_uri).get_run(info.run_id).data.tags
     assert tags["mlflow.source.git.commit"] == head.stdout.strip()
     assert tags["mlplat.git.dirty"] == "false"
+    assert tags["mlplat.code_version"] == head.stdout.strip()  # the code version is the commit
 
 
 def test_code_version_outside_git_is_the_saved_notebook_s_hash(configure, tracking_uri, tmp_path):
@@ -88,25 +89,6 @@ def test_code_version_outside_git_is_the_saved_notebook_s_hash(configure, tracki
     assert "mlflow.source.git.commit" not in tags
     digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
     assert tags["mlplat.code_version"] == f"notebook-sha256:{digest}"
-
-
-def test_code_version_is_the_git_commit_inside_a_repository(
-    configure, sqlite_tracking_uri, tmp_path
-):
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    notebook = repo / "nb.ipynb"
-    notebook.write_text("{}")
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
-    configure(tracking_uri=sqlite_tracking_uri, notebook_path=str(notebook))
-    with mlplat.run(autolog=False) as info:
-        pass
-    tags = _client(sqlite_tracking_uri).get_run(info.run_id).data.tags
-    assert tags["mlplat.code_version"] == head.stdout.strip()
 
 
 SCRIPT = """
