@@ -8,6 +8,7 @@ left theirs behind, and running that one would never serve the request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -23,8 +24,13 @@ def jp_server_config():
 
 @pytest.fixture
 def fetch(jp_serverapp, jp_fetch, jp_asyncio_loop):
+    asyncio.set_event_loop(jp_asyncio_loop)  # jp_fetch makes its future on the current loop
+
     def _fetch(*parts, **kwargs):
-        return jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
+        async def request():
+            return await jp_fetch(*parts, **kwargs)
+
+        return jp_asyncio_loop.run_until_complete(request())
 
     return _fetch
 
