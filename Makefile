@@ -47,6 +47,7 @@ format: install
 
 bench: install
 	$(PY) benchmarks/bench_foundation.py
+	$(PY) benchmarks/bench_core.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
