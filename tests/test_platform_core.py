@@ -297,3 +297,23 @@ def test_mlflow_down_is_503_naming_it_not_a_missing_version(configure, tmp_path)
         with pytest.raises(ServiceUnavailable) as info:
             call()
         assert dead in str(info.value) and "does not exist" not in str(info.value)
+
+
+def test_idempotency_keys_past_their_ttl_are_pruned(tmp_path):
+    from datetime import timedelta
+
+    from jupyter_mlplat.store import Store, idempotency
+    from jupyter_mlplat.store.models import IdempotencyKey, utcnow
+
+    store = Store(f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        for key in ("old", "new"):
+            assert idempotency.begin(store, key, "alice", "approve", "f", 3600) is None
+            idempotency.finish(store, key, "alice", 200, "{}")
+        with store.transaction() as session:
+            session.get(IdempotencyKey, ("old", "alice")).created_at = utcnow() - timedelta(hours=2)
+        assert idempotency.prune(store, 3600) == 1
+        assert idempotency.begin(store, "new", "alice", "approve", "f", 3600) == (200, "{}")
+        assert idempotency.begin(store, "old", "alice", "approve", "f", 3600) is None  # acts again
+    finally:
+        store.dispose()

@@ -22,6 +22,7 @@ import signal
 from urllib.parse import urlsplit
 
 from tornado import web
+from tornado.ioloop import PeriodicCallback
 
 from ..application import ENDPOINTS, Context, Endpoint
 from ..errors import MlplatError, PermissionDenied, ServiceUnavailable, UsageError
@@ -178,6 +179,29 @@ def routes(prefix: str, context: ServiceContext) -> list[tuple]:
     return table
 
 
+PRUNE_EVERY_SECONDS = 600
+
+
+def _prune_keys(app: web.Application) -> None:
+    """Forget idempotency keys past their TTL, off the event loop."""
+    from ..store import idempotency
+
+    context: ServiceContext = app.settings["context"]
+
+    def prune() -> None:
+        try:
+            removed = idempotency.prune(
+                context.platform.resources.store, context.settings.idempotency_ttl_seconds
+            )
+        except MlplatError as exc:  # the database may be away; the next round retries
+            log.warning("could not prune idempotency keys: %s", exc)
+        else:
+            if removed:
+                log.info("pruned %d idempotency keys past their TTL", removed)
+
+    asyncio.get_running_loop().run_in_executor(None, prune)
+
+
 def make_app(settings: MlplatSettings, context: ServiceContext | None = None) -> web.Application:
     """The tornado application serving under ``settings.service_prefix``."""
     context = context or ServiceContext(settings)
@@ -213,12 +237,15 @@ async def serve(settings: MlplatSettings) -> None:
     )
     if not settings.hub_api_url or not settings.hub_api_token:
         log.warning("JUPYTERHUB_API_URL/JUPYTERHUB_API_TOKEN are not set: every token will fail.")
+    pruner = PeriodicCallback(lambda: _prune_keys(app), PRUNE_EVERY_SECONDS * 1000)
+    pruner.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("platform service stopping")
+    pruner.stop()
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=5)
 
