@@ -317,3 +317,54 @@ def test_idempotency_keys_past_their_ttl_are_pruned(tmp_path):
         assert idempotency.begin(store, "old", "alice", "approve", "f", 3600) is None  # acts again
     finally:
         store.dispose()
+
+
+PRUNER = """
+import asyncio, logging, os, signal
+from datetime import timedelta
+from jupyter_mlplat.service import app as service
+from jupyter_mlplat.settings import get_settings
+from jupyter_mlplat.store import idempotency
+from jupyter_mlplat.store.db import get_store
+from jupyter_mlplat.store.models import IdempotencyKey, utcnow
+
+logging.basicConfig(level=logging.INFO)
+service.PRUNE_EVERY_SECONDS = 0.5
+store = get_store(get_settings())
+idempotency.begin(store, "k", "alice", "approve", "f", 3600)
+with store.transaction() as session:
+    session.get(IdempotencyKey, ("k", "alice")).created_at = utcnow() - timedelta(days=3)
+
+async def main():
+    task = asyncio.create_task(service.serve(get_settings()))
+    await asyncio.sleep(2.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await task
+
+asyncio.run(main())
+with store.session() as session:
+    print("left", session.get(IdempotencyKey, ("k", "alice")))
+"""
+
+
+def test_the_running_service_prunes_old_keys(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from jupyter_mlplat.embedded import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLAT_", "JUPYTERHUB_"))}
+    env.update(
+        JUPYTERHUB_SERVICE_NAME="mlplat",
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+        JUPYTERHUB_SERVICE_PREFIX="/services/mlplat/",
+        MLPLAT_HOME=str(tmp_path / "home"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PRUNER], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pruned 1 idempotency keys past their TTL" in result.stderr
+    assert "left None" in result.stdout
