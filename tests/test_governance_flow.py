@@ -250,3 +250,34 @@ def test_cli_lists_verifies_and_exports(ops, train_run, mlflow_server, configure
     configure(tracking_uri=mlflow_server.uri, teams=["churn"], user="alice", store_url=store)
     assert main(["audit", "verify"]) == 3  # not a reviewer: one clear line, exit 3 (forbidden)
     assert "reviewer" in capsys.readouterr().err
+
+
+def test_a_failed_registration_claims_nothing(ops, train_run, mlflow_server, configure):
+    """No logged model, a bad artifact path, another team's name: no ownership, no audit
+    event and no MLflow version is left behind (the real owner can still register)."""
+    from jupyter_mlplat.governance import get_ownership
+    from jupyter_mlplat.store.db import get_store
+
+    store = get_store(ops.settings)
+    configure(tracking_uri=mlflow_server.uri, teams=["fraud"], user="bob",
+              store_url=ops.settings.store_url)  # fmt: skip
+    mlplat.set_experiment("no-model")
+    with mlplat.run("nothing", autolog=False) as empty:
+        mlplat.log(accuracy=0.5)
+    with pytest.raises(NotFoundError, match="no logged model"):
+        ops(BOB).register_model("contested-model", empty.run_id)
+    with pytest.raises(UsageError):
+        ops(BOB).register_model("contested-model", empty.run_id, artifact="../../etc/passwd")
+    assert get_ownership(store, "contested-model") is None
+    events_before = ops(RITA).audit_verify().events
+
+    alice_run = train_run(mlflow_server.uri, "churn")
+    owned = ops(ALICE).register_model("contested-model", alice_run)
+    assert get_ownership(store, "contested-model").team == "churn"
+    assert ops(RITA).audit_verify().events == events_before + 1  # alice's claim only
+
+    fraud_run = train_run(mlflow_server.uri, "fraud")
+    with pytest.raises(PermissionDenied, match="owned by team 'churn'"):
+        ops(BOB).register_model("contested-model", fraud_run)
+    versions = MlflowClient(mlflow_server.uri).search_model_versions("name='contested-model'")
+    assert [v.version for v in versions] == [owned.version]  # no stray version of bob's

@@ -47,16 +47,31 @@ class GovernanceArea(Area):
 
     @endpoint("POST", "api/models", RegisterModel, DescribeModelVersion, status=201)
     def register_model(self, context: Context, request: RegisterModel) -> DescribeModelVersion:
-        """Register a run's logged model as a new version (the run's team must be yours)."""
+        """Register a run's logged model as a new version (the run's team must be yours).
+
+        Nothing is claimed when registration fails: the name is checked first, the version
+        made in MLflow, and only then the name claimed for the team (a version made while
+        another team claimed the name at that very moment is withdrawn)."""
+        from ..errors import PermissionDenied
         from ..governance import ownership, registry
 
         registry.check_model_name(request.model)
         team = registry.run_team(self.settings, request.run_id)
         context.identity.check_team(team)
-        ownership.claim_model(self.resources.store, context.identity, request.model, team)
-        return registry.register(
+        store = self.resources.store
+        owner = ownership.get_ownership(store, request.model)
+        if owner is not None and owner.team != team:
+            raise ownership.name_taken(request.model, owner.team)
+        version = registry.register(
             self.settings, request.run_id, request.model, request.artifact, team
         )
+        try:
+            ownership.claim_model(store, context.identity, request.model, team)
+        except PermissionDenied:
+            if not version.existing:
+                registry.withdraw(self.settings, request.model, version.version)
+            raise
+        return version
 
     @endpoint("POST", "api/approvals", CreateApprovalRequest, DescribeApprovalRequest, status=201)
     def request_approval(

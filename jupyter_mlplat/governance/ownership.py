@@ -42,6 +42,13 @@ def owner_of(session: Session, model: str) -> ModelOwnership:
     return row
 
 
+def name_taken(model: str, team: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"Model name {model!r} is owned by team {team!r}; choose another name or ask a "
+        f"member of {team!r}."
+    )
+
+
 def get_ownership(store: Store, model: str) -> DescribeModelOwnership | None:
     """Who owns ``model`` (None when nobody has registered it yet)."""
     with store.session() as session:
@@ -63,10 +70,7 @@ def claim_model(
             row = session.get(ModelOwnership, model, with_for_update=True)
             if row is not None:
                 if row.team != team:
-                    raise PermissionDenied(
-                        f"Model name {model!r} is owned by team {row.team!r}; choose another "
-                        f"name or ask a member of {row.team!r}."
-                    )
+                    raise name_taken(model, row.team)
                 return describe_ownership(row)
             row = ModelOwnership(
                 model=model,

@@ -307,6 +307,13 @@ def register(
     )
 
 
+def withdraw(settings: MlplatSettings, model: str, version: str) -> None:
+    """Delete a version this process just created (its name turned out to be taken)."""
+    client = _client(settings)
+    with translated_errors(settings):
+        client.delete_model_version(model, str(version))
+
+
 # ---- what governance reads ----
 
 
