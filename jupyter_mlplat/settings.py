@@ -420,6 +420,29 @@ class MlplatSettings(Configurable):
     def _default_store_url(self):
         return _env("MLPLAT_STORE_URL") or f"sqlite:///{Path(self.home) / 'platform.db'}"
 
+    audit_key_file = Unicode(
+        config=True,
+        help="""File holding the secret that keys the audit chain's hashes (HMAC-SHA256);
+        created owner-only on first use. Keep it out of users' reach and back it up: without
+        it the log cannot be verified. Default: audit.key in the data directory.
+        Example: c.MlplatSettings.audit_key_file = "/etc/mlplat/audit.key" """,
+    )
+
+    @default("audit_key_file")
+    def _default_audit_key_file(self):
+        return str(Path(self.home) / "audit.key")
+
+    audit_checkpoint_file = Unicode(
+        config=True,
+        help="""File where the platform records the audit chain's newest event after each
+        commit, so `audit verify` detects events cut off the end. Default: audit.head in the
+        data directory. Example: c.MlplatSettings.audit_checkpoint_file = "/srv/mlplat/audit.head" """,
+    )
+
+    @default("audit_checkpoint_file")
+    def _default_audit_checkpoint_file(self):
+        return str(Path(self.home) / "audit.head")
+
     store_timeout_seconds = Float(
         10.0,
         config=True,

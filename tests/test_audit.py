@@ -207,3 +207,100 @@ def test_verify_handles_100k_events_quickly(store):
     assert (result.ok, result.events, result.last_hash) == (True, n, prev)
     assert elapsed < 10, f"verify took {elapsed:.1f}s for {n} events"
     print(f"verify: {n} events in {elapsed:.2f}s ({store.dialect})")
+
+
+# ---- a keyed chain, anchored outside the database ----
+
+
+@pytest.fixture
+def keyed(store_url, tmp_path):  # noqa: F811 (fixture)
+    from jupyter_mlplat.store.anchor import read_or_create_key
+
+    key = read_or_create_key(tmp_path / "audit.key")
+    store = Store(store_url, audit_key=key, audit_checkpoint=tmp_path / "audit.head")
+    yield store
+    store.dispose()
+
+
+def rewrite_from(store, seq, key=None):
+    """What an attacker with database access does: edit an event and re-chain the rest."""
+    with store.transaction() as session:
+        rows = session.query(AuditEvent).filter(AuditEvent.seq >= seq).order_by(AuditEvent.seq)
+        previous = None
+        for row in rows:
+            if row.seq == seq:
+                row.reason = "forged"
+            else:
+                row.prev_hash = previous
+            row.hash = audit.event_hash(
+                row.seq, row.time, row.actor, row.action, row.subject, row.before,
+                row.after, row.reason, row.prev_hash, key=key,
+            )  # fmt: skip
+            previous = row.hash
+
+
+def test_the_key_file_is_owner_only_and_stable(tmp_path):
+    import os
+
+    from jupyter_mlplat.store.anchor import read_or_create_key
+
+    key = read_or_create_key(tmp_path / "k" / "audit.key")
+    assert len(key) == 32 and read_or_create_key(tmp_path / "k" / "audit.key") == key
+    assert os.stat(tmp_path / "k" / "audit.key").st_mode & 0o777 == 0o600
+
+
+def test_a_rechained_log_without_the_key_does_not_verify(keyed):
+    add(keyed, 5)
+    assert audit.verify(keyed).ok
+    rewrite_from(keyed, 2)  # the package's own event_hash, but no key
+    result = audit.verify(keyed)
+    assert (result.ok, result.first_broken_seq) == (False, 2)
+    assert "changed after it was written" in result.reason
+
+
+def test_a_rechained_head_is_caught_by_the_checkpoint_even_with_the_key(keyed):
+    add(keyed, 5)
+    rewrite_from(keyed, 4, key=keyed.audit_key)  # an insider holding the key
+    result = audit.verify(keyed)
+    assert (result.ok, result.first_broken_seq) == (False, 5)
+    assert "differs from the head checkpoint" in result.reason
+
+
+def test_events_cut_off_the_end_are_detected(keyed):
+    add(keyed, 6)
+    with keyed.engine.begin() as conn:
+        conn.execute(text("DELETE FROM mlplat_audit_events WHERE seq > 4"))
+    result = audit.verify(keyed)
+    assert (result.ok, result.events, result.first_broken_seq) == (False, 4, 5)
+    assert "events after 4 were removed" in result.reason
+
+
+def test_the_checkpoint_follows_every_commit_and_never_goes_back(keyed):
+    from jupyter_mlplat.store.anchor import Head, advance_head, read_head
+
+    add(keyed, 3)
+    head = read_head(keyed.audit_checkpoint)
+    assert head.seq == 3 and head.hash == audit.verify(keyed).last_hash
+    advance_head(keyed.audit_checkpoint, Head(1, "older"))  # a late writer cannot rewind it
+    assert read_head(keyed.audit_checkpoint).seq == 3
+    with pytest.raises(RuntimeError), keyed.transaction() as session:  # rolled back: no move
+        audit.append(session, "x", "approval.request", "m/9/staging")
+        raise RuntimeError("rolled back")
+    assert read_head(keyed.audit_checkpoint).seq == 3 and audit.verify(keyed).ok
+
+
+def test_the_settings_store_is_keyed_and_anchored(tmp_path):
+    from jupyter_mlplat.settings import MlplatSettings
+    from jupyter_mlplat.store.anchor import read_head
+
+    settings = MlplatSettings(home=str(tmp_path / "home"))
+    store = Store.from_settings(settings)
+    try:
+        add(store, 2)
+        assert store.audit_key and (tmp_path / "home" / "audit.key").is_file()
+        assert read_head(tmp_path / "home" / "audit.head").seq == 2
+        unkeyed = Store(settings.store_url)  # the same rows, hashed without the key
+        assert not audit.verify(unkeyed).ok and audit.verify(store).ok
+        unkeyed.dispose()
+    finally:
+        store.dispose()

@@ -1,11 +1,14 @@
 """The append-only, hash-chained audit log of governance state changes.
 
 Every event carries ``prev_hash`` (the hash of the event before; 64 zeros for the
-first) and ``hash`` = sha256 of the canonical JSON of
+first) and ``hash`` = HMAC-SHA256, keyed with the platform's audit key (plain SHA-256 for a
+store opened without one, as in some tests), of the canonical JSON of
 ``(seq, time, actor, action, subject, before, after, reason, prev_hash)``. Editing,
 deleting or re-ordering a stored event breaks the chain at that event, which
-:func:`verify` reports. (Cutting events off the *end* leaves a valid shorter chain:
-keep ``VerifyAuditResponse.last_hash`` somewhere else to detect that.)
+:func:`verify` reports; without the key nobody can recompute a chain that verifies. Events
+cut off the *end* leave a valid shorter chain, so every commit also moves a head
+checkpoint kept outside the database (:mod:`jupyter_mlplat.store.anchor`), and
+:func:`verify` compares the chain's end with it.
 
 :func:`append` runs inside the caller's transaction so an event commits exactly
 when the state change it records does. Appends are serialized: PostgreSQL takes a
@@ -16,6 +19,7 @@ database lock (``BEGIN IMMEDIATE``), and the ``seq`` primary key rejects any for
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +47,7 @@ _STREAM_BATCH = 5000
 
 
 def _digest(
+    key: bytes | None,
     seq: int,
     time_text: str,
     actor: str,
@@ -59,6 +64,8 @@ def _digest(
         f'"before":{before_json},"prev_hash":{_quote(prev_hash)},"reason":{_quote(reason)},'
         f'"seq":{int(seq)},"subject":{_quote(subject)},"time":{_quote(time_text)}}}'
     )
+    if key:
+        return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -72,12 +79,13 @@ def event_hash(
     after: Any,
     reason: str,
     prev_hash: str,
+    key: bytes | None = None,
 ) -> str:
-    """sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8) of the object
-    ``{seq, time, actor, action, subject, before, after, reason, prev_hash}``, ``time``
-    as ISO 8601 UTC with microseconds."""
+    """HMAC-SHA256 with ``key`` (plain sha256 without one), hex, of the canonical JSON
+    (sorted keys, no spaces, UTF-8) of the object ``{seq, time, actor, action, subject,
+    before, after, reason, prev_hash}``, ``time`` as ISO 8601 UTC with microseconds."""
     return _digest(
-        seq, iso(time), actor, action, subject, canonical_json(before), canonical_json(after),
+        key, seq, iso(time), actor, action, subject, canonical_json(before), canonical_json(after),
         reason, prev_hash,
     )  # fmt: skip
 
@@ -111,10 +119,14 @@ def append(
         after=after,
         reason=reason,
         prev_hash=prev_hash,
-        hash=event_hash(seq, time, actor, action, subject, before, after, reason, prev_hash),
-    )
+        hash=event_hash(
+            seq, time, actor, action, subject, before, after, reason, prev_hash,
+            key=session.info.get("audit_key"),
+        ),
+    )  # fmt: skip
     session.add(event)
     session.flush()
+    session.info["audit_head"] = (seq, event.hash)  # the store checkpoints it after commit
     return event
 
 
@@ -131,7 +143,7 @@ def _rows(store: Store, raw_json: bool = False) -> Iterator[Iterator[Any]]:
         yield iter(session.connection().execute(query, execution_options=options))
 
 
-def _row_ok(row: Any) -> bool:
+def _row_ok(row: Any, key: bytes | None) -> bool:
     """Whether a stored event matches its hash.
 
     The store writes JSON canonically, so the stored text is hashed as it is (fast);
@@ -140,18 +152,22 @@ def _row_ok(row: Any) -> bool:
     """
     before, after = row.before or "null", row.after or "null"
     fields = (row.seq, iso(row.time), row.actor, row.action, row.subject)
-    if _digest(*fields, before, after, row.reason, row.prev_hash) == row.hash:
+    if _digest(key, *fields, before, after, row.reason, row.prev_hash) == row.hash:
         return True
     try:
         before, after = canonical_json(json.loads(before)), canonical_json(json.loads(after))
     except ValueError:
         return False
-    return _digest(*fields, before, after, row.reason, row.prev_hash) == row.hash
+    return _digest(key, *fields, before, after, row.reason, row.prev_hash) == row.hash
 
 
 def verify(store: Store) -> VerifyAuditResponse:
-    """Re-compute the whole chain; names the first event that does not hold."""
-    count, previous, expected = 0, GENESIS_HASH, 1
+    """Re-compute the whole chain and compare its end with the head checkpoint; names the
+    first event that does not hold (edits, deletions, re-ordering, a cut-off end)."""
+    from ..store.anchor import read_head
+
+    checkpoint = read_head(store.audit_checkpoint)
+    count, previous, expected, at_checkpoint = 0, GENESIS_HASH, 1, None
     with _rows(store, raw_json=True) as rows:
         for row in rows:
             seq = row.seq
@@ -160,16 +176,41 @@ def verify(store: Store) -> VerifyAuditResponse:
                 problem = f"event {seq} comes where event {expected} should: events are missing"
             elif row.prev_hash != previous:
                 problem = f"event {seq} does not link to the hash of event {seq - 1}"
-            elif not _row_ok(row):
+            elif not _row_ok(row, store.audit_key):
                 problem = f"event {seq} was changed after it was written (its hash differs)"
             if problem:
                 return VerifyAuditResponse(
                     ok=False, events=count, first_broken_seq=seq, reason=problem
                 )
+            if checkpoint is not None and seq == checkpoint.seq:
+                at_checkpoint = row.hash
             count, previous, expected = count + 1, row.hash, seq + 1
+    if checkpoint is not None:
+        problem = _checkpoint_problem(checkpoint, count, at_checkpoint)
+        if problem:
+            return VerifyAuditResponse(
+                ok=False, events=count, first_broken_seq=min(count + 1, checkpoint.seq),
+                reason=problem,
+            )  # fmt: skip
     return VerifyAuditResponse(
         ok=True, events=count, reason="", last_hash=previous if count else None
     )
+
+
+def _checkpoint_problem(checkpoint, count: int, hash_at_checkpoint: str | None) -> str:
+    if checkpoint.seq < 0:
+        return "the head checkpoint file is unreadable; restore it or ask a platform admin"
+    if checkpoint.seq > count:
+        return (
+            f"the log ends at event {count} but the checkpoint records event "
+            f"{checkpoint.seq}: events after {count} were removed"
+        )
+    if hash_at_checkpoint != checkpoint.hash:
+        return (
+            f"event {checkpoint.seq} differs from the head checkpoint: the log was "
+            "rewritten from there on"
+        )
+    return ""
 
 
 def _record(row: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ must serialize. A database that cannot be reached raises
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import threading
 import time
@@ -100,10 +101,22 @@ class Store:
     """The platform database at ``url``; one per process is enough (it pools connections).
 
     ``timeout`` bounds how long SQLite waits for a lock and PostgreSQL for a connection.
-    ``migrate=True`` upgrades the schema to the latest revision first.
+    ``migrate=True`` upgrades the schema to the latest revision first. ``audit_key`` keys
+    the audit chain's hashes (HMAC) and ``audit_checkpoint`` is the file that records its
+    head after each commit (see :mod:`.anchor`); :meth:`from_settings` supplies both.
     """
 
-    def __init__(self, url: str | URL, *, timeout: float = 10.0, migrate: bool = True):
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        timeout: float = 10.0,
+        migrate: bool = True,
+        audit_key: bytes | None = None,
+        audit_checkpoint: Path | None = None,
+    ):
+        self.audit_key = audit_key
+        self.audit_checkpoint = Path(audit_checkpoint) if audit_checkpoint else None
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         self.timeout = timeout
@@ -123,8 +136,11 @@ class Store:
             )
         # Same pool; on SQLite its transactions start with BEGIN IMMEDIATE.
         self._write_engine = self.engine.execution_options(mlplat_write=True)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        info = {"audit_key": audit_key}
+        self._read = sessionmaker(self.engine, expire_on_commit=False, info=dict(info))
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False, info=dict(info))
+        if self.audit_checkpoint is not None:
+            event.listen(self._write, "after_commit", self._checkpoint)
         if migrate:
             self.upgrade()
 
@@ -140,7 +156,25 @@ class Store:
             if Path(url.database).resolve().parent == home.resolve():
                 home.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("timeout", settings.store_timeout_seconds)
+        from .anchor import read_or_create_key
+
+        kwargs.setdefault("audit_key", read_or_create_key(Path(settings.audit_key_file)))
+        kwargs.setdefault("audit_checkpoint", Path(settings.audit_checkpoint_file))
         return cls(url, **kwargs)
+
+    def _checkpoint(self, session: Session) -> None:
+        """After a commit that appended audit events, move the head checkpoint forward."""
+        head = session.info.pop("audit_head", None)
+        if head is not None:
+            from .anchor import Head, advance_head
+
+            try:
+                advance_head(self.audit_checkpoint, Head(*head))
+            except OSError:  # committed already; an older checkpoint still verifies
+                logging.getLogger(__name__).warning(
+                    "could not move the audit checkpoint %s to event %s",
+                    self.audit_checkpoint, head[0], exc_info=True,
+                )  # fmt: skip
 
     @staticmethod
     def _install_sqlite_hooks(engine: Engine, timeout: float) -> None:
