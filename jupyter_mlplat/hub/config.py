@@ -149,6 +149,9 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
     c.ConfigurableHTTPProxy.pid_file = str(hub_dir / "proxy.pid")
 
     service_token = read_or_create_secret(hub_dir / "service-mlplat.token")
+    mlflow_token = read_or_create_secret(hub_dir / "service-mlflow.token")
+    # The platform's own MLflow identity (user mlplat-platform); kernels never see it.
+    platform_mlflow_token = read_or_create_secret(hub_dir / "mlflow-platform.token")
     culler_token = read_or_create_secret(hub_dir / "service-idle-culler.token")
     service_url = f"http://127.0.0.1:{hub.service_port}"
     mlflow_url = f"http://127.0.0.1:{hub.mlflow_port}"
@@ -168,6 +171,7 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
                 # The service reads version facts from MLflow itself, never from callers.
                 "MLPLAT_TRACKING_URI": f"{mlflow_url}/services/{MLFLOW_SERVICE}",
                 "MLFLOW_TRACKING_URI": "",
+                "MLFLOW_TRACKING_TOKEN": platform_mlflow_token,
             },
             "display": True,
         },
@@ -177,7 +181,13 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
             "command": supervised(
                 hub_dir / f"service-{MLFLOW_SERVICE}.pgid", _mlflow_command(settings, hub)
             ),
-            "environment": MLFLOW_SERVER_ENV,
+            "api_token": mlflow_token,
+            # The UI logs in with the hub (OAuth) without a confirmation page.
+            "oauth_no_confirm": True,
+            "environment": {
+                **MLFLOW_SERVER_ENV,
+                **mlflow_auth_env(settings, hub_dir, platform_mlflow_token),
+            },
             "display": True,
         },
         {
@@ -199,6 +209,12 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
             "services": [SERVICE_NAME],
         },
         {
+            # MLflow's authorization function asks the Hub about tokens and groups.
+            "name": "mlplat-mlflow",
+            "scopes": ["read:users:name", "read:users:groups"],
+            "services": [MLFLOW_SERVICE],
+        },
+        {
             "name": "idle-culler",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
@@ -218,6 +234,7 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         "users:activity!user",
         "access:servers!server",
         f"access:services!service={SERVICE_NAME}",
+        f"access:services!service={MLFLOW_SERVICE}",
     ]
 
     tracking_uri = f"{public}/services/{MLFLOW_SERVICE}"
@@ -227,6 +244,8 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         # Plain `import mlflow` in a new kernel logs to the platform too, not to a
         # private SQLite file until the first %mlplat call.
         "MLFLOW_TRACKING_URI": tracking_uri,
+        # MLflow clients send it as 'Authorization: Bearer': the server's own hub token.
+        "MLFLOW_TRACKING_TOKEN": _server_token,
         "MLPLAT_SERVICE_URL": f"{public}/services/{SERVICE_NAME}",
         "MLPLAT_FEATURE_REPO": settings.feature_repo,
     }
@@ -234,6 +253,39 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         _configure_kubernetes(c, profiles, env)
     else:
         _configure_embedded(c, settings, hub, hub_dir, env)
+
+
+def _server_token(spawner) -> str:
+    return spawner.api_token
+
+
+MLFLOW_AUTH_INI = """\
+# Written by jupyter-mlplat at each hub start: MLflow's auth app behind hub identity.
+[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = {database_uri}
+admin_username = mlplat-platform
+authorization_function = jupyter_mlplat.mlflow_auth.app:authenticate
+grant_default_workspace_access = false
+"""
+
+
+def mlflow_auth_env(settings: MlplatSettings, hub_dir: Path, platform_token: str) -> dict:
+    """The environment of the MLflow server: its auth config and secrets (files 0600)."""
+    from .secrets import write_private
+
+    ini = hub_dir / "mlflow-auth.ini"
+    database = f"sqlite:///{Path(settings.home) / 'mlflow-auth.db'}"
+    write_private(ini, MLFLOW_AUTH_INI.format(database_uri=database))
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": read_or_create_secret(hub_dir / "mlflow-flask.key"),
+        # Bootstraps the admin user mlplat-platform; nobody logs in with a password.
+        "MLFLOW_AUTH_ADMIN_PASSWORD": read_or_create_secret(hub_dir / "mlflow-admin.password"),
+        "MLFLOW_BASIC_AUTH_FAIL_CLOSED": "true",
+        "MLPLAT_MLFLOW_PLATFORM_TOKEN": platform_token,
+        "MLPLAT_HOME": settings.home,
+    }
 
 
 def supervised(pidfile: Path, command: list[str]) -> list[str]:
@@ -250,15 +302,21 @@ def _mlflow_command(settings: MlplatSettings, hub: MlplatHub) -> list[str]:
         "--artifacts-destination", str(home / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(hub.mlflow_port), "--workers", "1",
         "--static-prefix", f"/services/{MLFLOW_SERVICE}",
+        "--app-name", "mlplat-hub",
         "--allowed-hosts", f"127.0.0.1:{hub.mlflow_port},localhost:{hub.mlflow_port},"
         f"{hub.ip}:{hub.port},localhost:{hub.port},127.0.0.1:{hub.port}",
     ]  # fmt: skip
 
 
 def _configure_embedded(c, settings, hub: MlplatHub, hub_dir: Path, env: dict) -> None:
+    from .accounts import shared_account_announcement
     from .spawner import MlplatLocalSpawner, running_as_root
     from .users import ensure_demo_users
 
+    # The data dir, its secrets, databases and artifacts are the platform's alone (the
+    # shipped hub config also sets umask 077 for the hub and the services it starts).
+    ensure_private_dir(Path(settings.home))
+    isolating = running_as_root()
     users_file = hub_dir / "users.yaml"
     ensure_demo_users(users_file, hub_dir / "demo-passwords.txt")
     c.JupyterHub.authenticator_class = "jupyter_mlplat.hub.authenticator.MlplatFileAuthenticator"
@@ -266,15 +324,31 @@ def _configure_embedded(c, settings, hub: MlplatHub, hub_dir: Path, env: dict) -
     # Who may log in is decided by the users file (check_allowed), not allow lists.
     c.Authenticator.any_allow_config = True
     c.JupyterHub.spawner_class = MlplatLocalSpawner
+    # Spawner knobs may come from $MLPLAT_HOME/mlplat_config.py too; the hub config wins.
+    own = Config()
+    own.merge(settings.config)
+    for key, value in own.MlplatLocalSpawner.items():
+        if key not in c.MlplatLocalSpawner:
+            c.MlplatLocalSpawner[key] = value
     c.MlplatLocalSpawner.profiles_dir = hub.profiles_dir
-    c.MlplatLocalSpawner.home_dir_template = str(Path(settings.home) / "users" / "{username}")
-    c.Spawner.environment = {**env, "IPYTHONDIR": str(Path(settings.home) / "ipython")}
-    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+    c.MlplatLocalSpawner.feature_repo = settings.feature_repo
+    if isolating:
+        # Users cannot read the data dir: each home gets its own kernel config.
+        c.Spawner.environment = env
+    else:
+        if "home_dir_template" not in c.MlplatLocalSpawner:
+            c.MlplatLocalSpawner.home_dir_template = str(
+                Path(settings.home) / "users" / "{username}"
+            )
+        c.Spawner.environment = {**env, "IPYTHONDIR": str(Path(settings.home) / "ipython")}
+        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+        c.JupyterHub.template_vars = {
+            **template_vars,
+            "announcement": shared_account_announcement(),
+        }
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
-    if running_as_root():
-        c.Spawner.args = ["--allow-root"]
 
 
 def _configure_kubernetes(c, profiles, env: dict) -> None:
