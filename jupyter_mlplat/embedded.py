@@ -18,11 +18,6 @@ from pathlib import Path
 
 from .settings import MlplatSettings
 
-_KERNEL_CONFIG = """\
-# Written by `mlplat up`: every kernel of the embedded Lab loads the %mlplat magics.
-c.InteractiveShellApp.extensions = ["jupyter_mlplat"]
-"""
-
 
 def _bin(name: str) -> str:
     local = Path(sys.executable).with_name(name)
@@ -98,12 +93,13 @@ def prepare_home(settings: MlplatSettings) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     from .features import create_demo_repo
+    from .hub.home import KERNEL_CONFIG
 
     create_demo_repo(settings.feature_repo)
     ipython_dir = home / "ipython"
     profile = ipython_dir / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
-    (profile / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG)
+    (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
     return {"IPYTHONDIR": str(ipython_dir)}
 
 
@@ -147,14 +143,20 @@ def up(
     ``$MLPLAT_HOME/mlplat_config.py``, the same ones the hub config reads. The hub's own
     log goes to ``$MLPLAT_HOME/hub/jupyterhub.log``; the terminal gets a few lines.
     """
+    from .hub.accounts import isolation_notice
     from .hub.config import hub_knobs, public_url
     from .hub.secrets import ensure_private_dir
+    from .hub.spawner import running_as_root
     from .hub.users import DEMO_USERS, ensure_demo_users
     from .resources import hub_config_file
 
     config_file = Path(config_file).expanduser().resolve() if config_file else hub_config_file()
     url = (url or public_url(hub_knobs(settings))).rstrip("/")
+    # Nothing the platform writes (secrets, databases, logs) is readable by other accounts.
+    os.umask(0o077)
     print(f"mlplat: preparing {settings.home} (demo feature repo at {settings.feature_repo})")
+    prefix = settings.config.MlplatLocalSpawner.get("account_prefix", "jupyter-")
+    print(f"mlplat: {isolation_notice(running_as_root(), prefix)}")
     extra_env = prepare_home(settings)
     hub_dir = ensure_private_dir(Path(settings.home) / "hub")
     logins = ensure_demo_users(hub_dir / "users.yaml", hub_dir / "demo-passwords.txt")

@@ -10,7 +10,7 @@ import pytest
 from jupyter_mlplat import fluent
 from jupyter_mlplat.settings import MlplatSettings, reset_settings
 from tests.features_fixtures import demo_feature_repo, feast_store  # noqa: F401 (fixtures)
-from tests.hub_fixtures import hub_tokens, platform_hub  # noqa: F401 (fixtures)
+from tests.hub_fixtures import hub_tokens, isolation_accounts, platform_hub  # noqa: F401 (fixtures)
 from tests.postgres import postgres_server, store_url  # noqa: F401 (fixtures)
 from tests.servers import MlflowServer
 

@@ -7,17 +7,29 @@ reviewer) log in through the real login form with passwords from a users file.
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
 
 from jupyter_mlplat.embedded import free_port
+from jupyter_mlplat.hub.accounts import unreachable_part
+from jupyter_mlplat.hub.spawner import running_as_root
 from jupyter_mlplat.hub.users import UserRecord, hash_password, save_users
 from jupyter_mlplat.resources import hub_config_file
 from tests.hub import JupyterHubProcess
 
-__all__ = ["CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "write_home", "xsrf_of"]
+__all__ = [
+    "CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "spawner_knobs", "isolation_accounts", "isolation_root",
+    "user_python", "write_home", "xsrf_of",
+]  # fmt: skip
 
 # jupyter_mlplat/resources/jupyterhub_config.py (hub_config/ in the checkout links to it)
 CONFIG = hub_config_file()
@@ -28,8 +40,79 @@ USERS = {
 }
 
 
-def write_home(home, hub: JupyterHubProcess | None, **knobs) -> None:
-    """A data dir with the users file and the hub's ports in mlplat_config.py."""
+# Test hubs running as root give users accounts with this prefix (never a real user's
+# jupyter-alice); the session removes the ones it made, and their homes.
+TEST_ACCOUNT_PREFIX = "mlplat-test-"
+_ROOT: list[Path] = []
+
+
+def isolation_root() -> Path:
+    """One folder per session that other accounts can traverse but not list (0711):
+    pytest's own temp dirs are 0700, and test homes must not go into /home."""
+    if not _ROOT:
+        _ROOT.append(Path(tempfile.mkdtemp(prefix="mlplat-test-accounts-")))
+        os.chmod(_ROOT[0], 0o711)
+    return _ROOT[0]
+
+
+def user_python() -> str:
+    """A Python of this venv that other accounts can run: this one, or (when it lives in a
+    closed folder such as /root/.pyenv) the system's interpreter of the same version with
+    this venv's packages, as a venv of symlinks."""
+    if unreachable_part(sys.executable, 65534, 65534) is None:
+        return sys.executable
+    shim = isolation_root() / "python"
+    python = shim / "bin" / "python"
+    if python.exists():
+        return str(python)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
+    if base is None or unreachable_part(base, 65534, 65534):
+        raise RuntimeError(f"No {version} that other accounts can run; install one in /usr/bin.")
+    python.parent.mkdir(parents=True)
+    python.symlink_to(base)
+    for name in ("lib", "lib64", "include", "etc", "share"):
+        if (Path(sys.prefix) / name).exists():
+            (shim / name).symlink_to(Path(sys.prefix) / name)
+    (shim / "pyvenv.cfg").write_text(f"home = {Path(base).parent}\n")
+    for path in (shim, python.parent, shim / "pyvenv.cfg"):
+        os.chmod(path, 0o755)
+    return str(python)
+
+
+def spawner_knobs() -> dict:
+    """Spawner knobs of a test hub: when it runs as root, homes of its own in the session's
+    folder, the test account prefix and a Python the accounts can run."""
+    if not running_as_root():
+        return {}
+    homes = Path(tempfile.mkdtemp(prefix="homes-", dir=isolation_root()))
+    os.chmod(homes, 0o711)
+    return {
+        "account_prefix": TEST_ACCOUNT_PREFIX,
+        "home_dir_template": f"{homes}/{{username}}",
+        "python": user_python(),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolation_accounts():
+    """At the end of the session: remove the test accounts made during it and their homes."""
+    before = {entry.pw_name for entry in pwd.getpwall()}
+    yield TEST_ACCOUNT_PREFIX
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(TEST_ACCOUNT_PREFIX) and entry.pw_name not in before:
+            subprocess.run(["userdel", entry.pw_name], capture_output=True)
+    if _ROOT:
+        shutil.rmtree(_ROOT.pop(), ignore_errors=True)
+
+
+def spawner_config_lines(knobs: dict) -> list[str]:
+    return [f"c.MlplatLocalSpawner.{key} = {value!r}" for key, value in knobs.items()]
+
+
+def write_home(home, hub: JupyterHubProcess | None, spawner: dict | None = None, **knobs) -> None:
+    """A data dir with the users file, the hub's ports in mlplat_config.py and, for a hub,
+    the spawner knobs of :func:`spawner_knobs` (or ``spawner``)."""
     (home / "hub").mkdir(parents=True, exist_ok=True)
     records = {
         # Few iterations: the tests log in often and the hash strength is not under test.
@@ -46,8 +129,11 @@ def write_home(home, hub: JupyterHubProcess | None, **knobs) -> None:
             "mlflow_port": free_port(),
             **knobs,
         }
+    if spawner is None:
+        spawner = spawner_knobs() if hub is not None else {}
     lines = ["c = get_config()  # noqa: F821"]
     lines += [f"c.MlplatHub.{key} = {value!r}" for key, value in knobs.items()]
+    lines += spawner_config_lines(spawner)
     (home / "mlplat_config.py").write_text("\n".join(lines) + "\n")
 
 

@@ -22,7 +22,7 @@ import requests
 
 from jupyter_mlplat.embedded import free_port
 from tests.hub import path_with_proxy
-from tests.hub_fixtures import xsrf_of
+from tests.hub_fixtures import spawner_config_lines, spawner_knobs, xsrf_of
 
 ALARMING = ("Traceback", "Failed to stop", "ERROR", "[E ", "404 GET", "Exception")
 
@@ -112,6 +112,7 @@ def up_home(tmp_path, demo_feature_repo):
     }  # fmt: skip
     lines = ["c = get_config()  # noqa: F821"]
     lines += [f"c.MlplatHub.{key} = {value!r}" for key, value in knobs.items()]
+    lines += spawner_config_lines(spawner_knobs())  # test accounts and homes when root
     (home / "mlplat_config.py").write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "MLPLAT_"))}
     env.update(

@@ -4,25 +4,33 @@ On one machine a profile's environment, working directory and GPU choice
 (``CUDA_VISIBLE_DEVICES``) are applied; CPU and memory limits, the image, the
 namespace and the GPU type cannot be enforced, and the options form says so.
 
-Before a server starts, the user's working directory gets the example notebooks the
-user does not have yet (an edited or deleted example is never overwritten or brought
-back) and a JupyterLab setting that answers "no" to the news question of a first visit.
+When the hub runs as root, each hub user's server runs as an OS account of its own
+(``jupyter-alice``, made on first spawn, see :mod:`.accounts`) with a private home;
+otherwise every server runs as the hub's own account. Before a server starts, its home
+is prepared (:mod:`.home`: example notebooks, Lab settings, kernel config, feature repo).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
-import shutil
+import pwd
+import subprocess
+import sys
 from pathlib import Path
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import SimpleLocalProcessSpawner, set_user_setuid
 from tornado import web
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from ..errors import MlplatError
 from ..profiles import load_profiles, profiles_for_groups, resolve
+from .accounts import account_name, ensure_account, ensure_home, unreachable_part
+from .home import FEATURE_REPO_DIR, copy_examples, pack_repo, prepare
+
+__all__ = ["MlplatLocalSpawner", "copy_examples", "running_as_root"]
 
 NOT_ENFORCED = (
     "On this single machine the profile's environment, working directory and GPU count "
@@ -30,14 +38,6 @@ NOT_ENFORCED = (
     "Kubernetes namespace and the GPU type are not enforced."
 )
 
-
-# JupyterLab 4 asks on first open whether to fetch Jupyter news, unless this user setting
-# says so (`LabApp.news_url = None` only empties the feed: the question is still asked).
-LAB_NOTIFICATION_SETTINGS = Path(
-    ".jupyter", "lab", "user-settings", "@jupyterlab", "apputils-extension",
-    "notification.jupyterlab-settings",
-)  # fmt: skip
-EXAMPLES_RECORD = Path(".mlplat", "examples-copied.json")
 
 # Shows a profile's GPU choice only while that profile is selected; a disabled
 # fieldset is not posted, and options_from_form reads only the chosen profile's choice.
@@ -129,12 +129,95 @@ class MlplatLocalSpawner(SimpleLocalProcessSpawner):
             self._apply_profile(self, {})
             env.update(self.resolved_profile.env)
         env["MLPLAT_PROFILE"] = self.resolved_profile.slug
+        if self.isolate_users:
+            # The platform's data dir is closed to users: the kernel config and the
+            # feature repo come from the user's own home.
+            env.pop("IPYTHONDIR", None)
+            if self.copy_feature_repo and self.feature_repo:
+                env["MLPLAT_FEATURE_REPO"] = str(Path(self.home_dir) / FEATURE_REPO_DIR)
         return env
 
     def user_env(self, env):
         env = super().user_env(env)
-        Path(self.home_dir).mkdir(parents=True, exist_ok=True)
+        if self.isolate_users:
+            env["USER"] = env["LOGNAME"] = self.account
+        else:
+            Path(self.home_dir).mkdir(parents=True, exist_ok=True)
         return env
+
+    isolate_users = Bool(
+        help="""Whether each hub user's server runs as its own OS account; true exactly
+        when the hub runs as root (only root can switch users)."""
+    )
+
+    @default("isolate_users")
+    def _default_isolate_users(self):
+        return running_as_root()
+
+    account_prefix = Unicode(
+        "jupyter-",
+        config=True,
+        help="""Prefix of the OS account of a hub user when the hub runs as root: hub user
+        alice runs as jupyter-alice (made with useradd on first spawn). A prefix keeps a hub
+        user named root from ever being OS root. Example:
+        c.MlplatLocalSpawner.account_prefix = "mlplat-" """,
+    )
+
+    @property
+    def account(self) -> str:
+        """The OS account the server runs as (the hub's own when not isolating)."""
+        if not self.isolate_users:
+            return pwd.getpwuid(os.getuid()).pw_name
+        return account_name(self.account_prefix, self.user.name)
+
+    home_dir_template = Unicode(
+        config=True,
+        help="""Home (working directory) of a user's server; {username} is the hub user,
+        {account} the OS account. Default /home/{account} (/home/jupyter-alice) when users
+        have their own accounts, else $MLPLAT_HOME/users/{username} (set by the hub
+        config). Example: c.MlplatLocalSpawner.home_dir_template = "/srv/homes/{account}" """,
+    )
+
+    @default("home_dir_template")
+    def _default_home_dir_template(self):
+        return "/home/{account}" if self.isolate_users else "/tmp/{username}"
+
+    @default("home_dir")
+    def _default_home_dir(self):
+        account = self.account if self.isolate_users else ""
+        return self.home_dir_template.format(username=self.user.name, account=account)
+
+    python = Unicode(
+        config=True,
+        help="""Python the single-user servers run with (and, when users have their own
+        OS accounts, the home preparation); its folders must be readable by the users.
+        Default the hub's own Python.
+        Example: c.MlplatLocalSpawner.python = "/opt/mlplat/venv/bin/python" """,
+    )
+
+    @default("python")
+    def _default_python(self):
+        return sys.executable
+
+    @default("cmd")
+    def _default_cmd(self):
+        return [self.python, "-m", "jupyterhub.singleuser"]
+
+    feature_repo = Unicode(
+        config=True,
+        help="""The platform's feature repo (the hub config sets it to MLPLAT_FEATURE_REPO).
+        Example: c.MlplatLocalSpawner.feature_repo = "/srv/mlplat/feature_repo" """,
+    )
+
+    copy_feature_repo = Bool(
+        True,
+        config=True,
+        help="""When users have their own OS accounts, copy the platform's feature repo
+        into a user's home (~/feature_repo) on first spawn and point MLPLAT_FEATURE_REPO
+        there: the platform's copy lives in its private data dir. Turn off when
+        feature_repo is readable by every user. Example:
+        c.MlplatLocalSpawner.copy_feature_repo = False""",
+    )
 
     examples_dir = Unicode(
         config=True,
@@ -150,26 +233,78 @@ class MlplatLocalSpawner(SimpleLocalProcessSpawner):
 
         return str(example_notebooks_dir())
 
+    def make_preexec_fn(self, name):
+        if not self.isolate_users:
+            return super().make_preexec_fn(name)
+        switch = set_user_setuid(self.account, chdir=False)
+        home = self.home_dir
+
+        def preexec():
+            switch()
+            os.chdir(home)
+
+        return preexec
+
     def prepare_home(self) -> list[str]:
-        """Create the working directory, add missing examples and the Lab settings.
+        """Create the working directory and fill it (see :mod:`.home`).
 
         Returns the example files copied this time.
         """
         home = Path(self.home_dir)
-        home.mkdir(parents=True, exist_ok=True)
-        settings = home / LAB_NOTIFICATION_SETTINGS
-        if not settings.exists():
-            settings.parent.mkdir(parents=True, exist_ok=True)
-            _write_new(settings, json.dumps({"fetchNews": "false"}, indent=2) + "\n")
-        copied = copy_examples(Path(self.examples_dir), home) if self.examples_dir else []
+        if self.isolate_users:
+            copied = self._prepare_own_home(home)
+        else:
+            copied = prepare(home, self.examples_dir)
         if copied:
             self.log.info(
                 "Copied %s into %s's working directory", ", ".join(copied), self.user.name
             )
         return copied
 
+    def _prepare_own_home(self, home: Path) -> list[str]:
+        """The account and its home (as root), then the contents (as the account)."""
+        entry = ensure_account(self.account, home)
+        ensure_home(home, entry)
+        blocked = unreachable_part(self.python, entry.pw_uid, entry.pw_gid)
+        if blocked:
+            raise MlplatError(
+                f"{self.account} cannot run {self.python}: {blocked} is closed to other "
+                "accounts. Install the platform's Python where users can read it and set "
+                "c.MlplatLocalSpawner.python to it."
+            )
+        command = [self.python, "-m", "jupyter_mlplat.hub.home", str(home), "--kernel-config"]
+        if self.examples_dir:
+            command += ["--examples", self.examples_dir]
+        repo = Path(self.feature_repo) if self.feature_repo else None
+        data = b""
+        # Only the first spawn copies it: the copy is the user's from then on.
+        first = not (home / FEATURE_REPO_DIR).exists()
+        if self.copy_feature_repo and repo is not None and repo.is_dir() and first:
+            data = pack_repo(repo)
+            command.append("--repo-on-stdin")
+        result = subprocess.run(
+            command,
+            input=data,
+            capture_output=True,
+            preexec_fn=set_user_setuid(self.account, chdir=False),
+            env={"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LANG": "C.UTF-8"},
+            cwd=home,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise MlplatError(
+                f"Preparing {home} as {self.account} failed: "
+                f"{result.stderr.decode(errors='replace').strip()[-2000:]}"
+            )
+        return json.loads(result.stdout.decode().strip().splitlines()[-1])
+
     async def start(self):
-        self.prepare_home()
+        try:
+            # Account creation and copying block; keep the hub's loop free meanwhile.
+            await asyncio.to_thread(self.prepare_home)
+        except MlplatError as exc:
+            self.log.error("Cannot start %s's server: %s", self.user.name, exc)
+            raise web.HTTPError(500, str(exc)) from exc
         return await super().start()
 
 
@@ -200,52 +335,6 @@ def _profile_item(profile, checked: bool) -> str:
             f"{options}</select></fieldset>"
         )
     return item + "</div>"
-
-
-def _write_new(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` only if nothing is there (also not a racing writer)."""
-    try:
-        with open(path, "x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError:
-        return False
-    return True
-
-
-def copy_examples(source: Path, home: Path) -> list[str]:
-    """Copy the files of ``source`` missing from ``home``; a file copied once is recorded
-    in ``home/.mlplat/examples-copied.json`` and not brought back if the user deletes it."""
-    if not source.is_dir():
-        return []
-    record = home / EXAMPLES_RECORD
-    try:
-        done = set(json.loads(record.read_text()))
-    except (OSError, ValueError, TypeError):
-        done = set()
-    copied = []
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if not path.is_file() or any(
-            part.startswith(".") or part == "__pycache__" for part in relative.parts
-        ):
-            continue
-        name = relative.as_posix()
-        target = home / relative
-        if name in done or target.exists():
-            done.add(name)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(path, "rb") as src, open(target, "xb") as dst:
-                shutil.copyfileobj(src, dst)
-        except FileExistsError:
-            pass
-        else:
-            copied.append(name)
-        done.add(name)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(sorted(done), indent=1) + "\n")
-    return copied
 
 
 def running_as_root() -> bool:

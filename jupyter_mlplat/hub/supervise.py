@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[split + 1 :]
     if not command:
         parser.error("give the command after --")
+    # Services write the platform's databases and artifacts: never readable by users.
+    os.umask(0o077)
     return supervise(command, args.pidfile, args.grace, args.stop_signal)
 
 
