@@ -63,6 +63,8 @@ class ApprovalView(_View):
     def __repr__(self) -> str:
         r = self.model
         lines = [self._headline()]
+        if r.frozen_digest:
+            lines.append(f"  frozen copy sha256 {r.frozen_digest} (run {r.run_id})")
         for check in r.checks:
             mark = "pass" if check.passed else "FAIL"
             lines.append(f"  [{mark}] {check.name}: {check.message}")
@@ -84,9 +86,12 @@ class ApprovalView(_View):
             f"{_e(d.comment or '(no comment)')}</li>"
             for d in r.decisions
         )
+        frozen = (
+            f", frozen copy sha256 <code>{_e(r.frozen_digest)}</code>" if r.frozen_digest else ""
+        )
         return (
             f"<p><b>{_e(self._headline())}</b><br>run <code>{_e(r.run_id)}</code>, artifact "
-            f"sha256 <code>{_e(r.artifact_digest[:16])}…</code>"
+            f"sha256 <code>{_e(r.artifact_digest[:16])}…</code>{frozen}"
             f"{'<br>reason: ' + _e(r.reason) if r.reason else ''}</p>"
             "<table><tr><th></th><th>check</th><th>result</th><th>inputs</th></tr>"
             f"{checks}</table>"

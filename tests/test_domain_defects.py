@@ -227,7 +227,9 @@ def test_passing_checks_need_no_comment(store):
     approved = approve(store, REV1, request.id, "", info())
     assert approved.status == "approved" and approved.decisions[0].overrides == []
     (event,) = _events(store, "approval.approve")
-    assert event.after == {"status": "approved", "approvals": 1, "overrides": []}
+    assert event.after == {
+        "status": "approved", "approvals": 1, "overrides": [], "frozen_digest": ""
+    }  # fmt: skip
 
 
 def test_each_high_risk_reviewer_overrides_with_a_comment(store):

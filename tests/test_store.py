@@ -53,7 +53,7 @@ def request_row(status="requested", version="1", target="production"):
 
 def test_migrations_create_the_schema_and_match_the_models(store):
     assert set(sa.inspect(store.engine).get_table_names()) == TABLES
-    assert store.current_revision() == head_revision() == "0002_core"
+    assert store.current_revision() == head_revision() == "0003_frozen"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": True}

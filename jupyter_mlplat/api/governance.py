@@ -107,19 +107,23 @@ class DescribeCheck(OrmModel):
 
 
 class DescribeDecision(OrmModel):
-    """A reviewer's verdict, bound to the run and artifact they saw."""
+    """A reviewer's verdict, bound to the run and the frozen copy they saw
+    (``frozen_digest``: the SHA-256 of the platform's copy of the version's files)."""
 
     reviewer: str
     verdict: str
     comment: str
     run_id: str
     artifact_digest: str
+    frozen_digest: str = ""
     decided_at: datetime
     overrides: list[str] = []
 
 
 class DescribeApprovalRequest(OrmModel):
-    """An approval request with its checks and decisions."""
+    """An approval request with its checks and decisions; ``frozen_digest`` names the
+    platform's frozen copy of the version's files taken at request time (what decisions
+    approve and deploys serve), '' for requests made before copies were frozen."""
 
     id: int
     model: str
@@ -130,6 +134,7 @@ class DescribeApprovalRequest(OrmModel):
     requester_team: str
     run_id: str
     artifact_digest: str
+    frozen_digest: str = ""
     reason: str
     metrics: dict[str, Any]
     high_risk: bool

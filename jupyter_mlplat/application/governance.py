@@ -2,7 +2,10 @@
 
 MLflow is reached with the platform's own tracking URI: the version facts a decision
 binds to (run id, artifact digest, metrics, lineage) are read here, never taken from
-the caller. The registry mirror is best effort: the store is the source of truth.
+the caller, and only from runs in experiments of the model's owning team (the store's
+record). A request freezes the version's files into platform-owned storage first
+(:mod:`..governance.frozen`); the request and its decisions bind to that copy's digest.
+The registry mirror is best effort: the store is the source of truth.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ class GovernanceArea(Area):
         from ..governance import ownership, registry
 
         registry.check_model_name(request.model)
-        team = registry.run_team(self.settings, request.run_id)
-        context.identity.check_team(team)
+        identity = context.identity
+        team = registry.check_run_team(self.settings, request.run_id, identity.teams, identity.user)
         store = self.resources.store
         owner = ownership.get_ownership(store, request.model)
         if owner is not None and owner.team != team:
@@ -77,15 +80,36 @@ class GovernanceArea(Area):
     def request_approval(
         self, context: Context, request: CreateApprovalRequest
     ) -> DescribeApprovalRequest:
-        """Ask for a model version to be approved for a target; the checks run at once."""
-        from ..governance import workflow
+        """Ask for a model version to be approved for a target; the checks run at once.
+
+        The version's files are downloaded (as the platform) and frozen into platform-owned,
+        content-addressed storage before anything is recorded: a download that fails leaves
+        no request, no event and no partial copy."""
+        from ..governance import frozen, workflow
+        from ..governance.checks import VersionInfo
+        from ..governance.ownership import get_ownership
         from ..governance.registry import read_version
 
-        info = read_version(self.settings, request.model, request.version)
-        result = workflow.request_approval(
-            self.resources.store, context.identity, request.model, request.version,
-            request.target, request.reason or "", info, policy=self.policy,
-        )  # fmt: skip
+        store, identity = self.resources.store, context.identity
+        owner = get_ownership(store, request.model)
+
+        def record(info, digest: str = "") -> DescribeApprovalRequest:
+            return workflow.request_approval(
+                store, identity, request.model, request.version, request.target,
+                request.reason or "", info, policy=self.policy, frozen_digest=digest,
+            )  # fmt: skip
+
+        if owner is None or owner.team not in identity.teams:
+            return record(VersionInfo())  # refused by the workflow (unknown model, other team)
+        with frozen.staging(self.settings) as model_dir:
+            info = read_version(
+                self.settings, request.model, request.version, owner.team,
+                keep_artifacts=model_dir,
+            )  # fmt: skip
+            if not info.exists:
+                return record(info)  # not found, in the workflow's words
+            copy = frozen.freeze(self.settings, model_dir)
+        result = record(info, copy.digest)
         self._mirror(result)
         return result
 
@@ -121,12 +145,18 @@ class GovernanceArea(Area):
     def approve(self, context: Context, request: DecideApprovalRequest) -> DescribeApprovalRequest:
         """Approve a request (a reviewer or the model's owner, never the requester)."""
         from ..governance import workflow
+        from ..governance.frozen import require_intact
+        from ..governance.ownership import get_ownership
         from ..governance.queries import get_request
         from ..governance.registry import read_version
 
         store = self.resources.store
         current = get_request(store, context.identity, request.request_id, policy=self.policy)
-        info = read_version(self.settings, current.model, current.version)
+        owner = get_ownership(store, current.model)
+        team = owner.team if owner is not None else current.requester_team
+        info = read_version(self.settings, current.model, current.version, team)
+        if current.frozen_digest:
+            require_intact(self.settings, current.frozen_digest, current.id)
         result = workflow.approve(
             store, context.identity, request.request_id, request.comment or "", info,
             policy=self.policy,

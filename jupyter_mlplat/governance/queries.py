@@ -22,7 +22,7 @@ from .policy import Policy, check_can_see, sees_everything
 
 _REQUEST_COLUMNS = (
     "id", "model", "version", "target", "status", "requester", "requester_team", "run_id",
-    "artifact_digest", "reason", "created_at", "updated_at",
+    "artifact_digest", "frozen_digest", "reason", "created_at", "updated_at",
 )  # fmt: skip
 
 

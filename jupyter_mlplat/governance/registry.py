@@ -3,6 +3,12 @@
 The platform store is the source of truth for ownership and approvals; MLflow only
 mirrors outcomes (version tags and the ``staging`` / ``production`` aliases).
 
+Facts come from where users cannot forge them: a run's team is the team of its
+experiment (experiments are named ``<team>/<name>``, see :mod:`..tracking.runs`), never
+its ``mlplat.team`` tag, which is evidence only; a version's facts (metrics, lineage,
+artifacts) are read from its registered run, and only when that run lies in an
+experiment of the model's owning team (the platform store's record).
+
 Every function takes the :class:`~jupyter_mlplat.settings.MlplatSettings` whose tracking
 server it talks to. A server that is down or hangs is a :class:`ServiceUnavailable`
 naming its URI within the settings' retry budget (``tracking_retry_seconds``); only
@@ -11,9 +17,10 @@ MLflow's ``RESOURCE_DOES_NOT_EXIST`` means that a run, version or model does not
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +30,7 @@ from ..settings import MlplatSettings
 from ..tracking.capture import CODE_VERSION_TAG
 from ..tracking.connection import check_reachable, get_client, is_unreachable, translated_errors
 from ..tracking.plugins import AUTOLOGGED_TAG
+from . import frozen
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
 RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}\Z")
@@ -90,23 +98,91 @@ def _client(settings: MlplatSettings):
     return get_client(settings)
 
 
-def artifact_digest(client, source: str) -> str:
-    """SHA-256 over the model's files (relative path and content, in sorted order)."""
+def _undownloadable(what: str, reason: str) -> NotFoundError:
+    return NotFoundError(
+        f"The model artifacts of {what} could not be downloaded from MLflow ({reason}); check "
+        "that the run's model files still exist, or register the model again from a run that "
+        "has them."
+    )
+
+
+def download_model(client, source: str, dest: Path, what: str = "") -> Path:
+    """Download the model files at ``source`` into the (new or empty) folder ``dest``, as
+    the platform (the client's credentials); a download that fails is a NotFoundError
+    (or ServiceUnavailable when MLflow is unreachable) and leaves ``dest`` empty."""
     import mlflow.artifacts
 
-    with tempfile.TemporaryDirectory(prefix="mlplat-digest-") as tmp:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=tmp, tracking_uri=client.tracking_uri
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+    try:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(scratch), tracking_uri=client.tracking_uri
+                )
             )
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; narrowed here
+            if is_unreachable(exc):
+                raise
+            text = str(exc).strip()
+            reason = text.splitlines()[0][:200] if text else type(exc).__name__
+            raise _undownloadable(what or source, reason) from exc
+        if local.is_dir() and not any(p.is_file() for p in local.rglob("*")):
+            raise _undownloadable(what or source, "MLflow has no files there")
+        dest.rmdir()
+        if local.is_dir():
+            os.rename(local, dest)
+        else:
+            dest.mkdir(mode=0o700)
+            os.rename(local, dest / local.name)
+        return dest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def artifact_digest(client, source: str, what: str = "") -> str:
+    """The digest of the model's files (see :func:`.frozen.manifest_digest`): the same
+    digest a frozen copy of them has."""
+    with tempfile.TemporaryDirectory(prefix="mlplat-digest-") as tmp:
+        return frozen.folder_digest(download_model(client, source, Path(tmp) / "model", what))
+
+
+def experiment_team(experiment_name: str) -> str:
+    """The team of an experiment named ``<team>/<name>`` ('' for other names)."""
+    team, slash, rest = (experiment_name or "").partition("/")
+    return team if slash and team and rest else ""
+
+
+def _run_team(client, run) -> tuple[str, str]:
+    """``(team, experiment name)`` of ``run``: its experiment's team, never its tags."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = client.get_experiment(run.info.experiment_id)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return "", f"#{run.info.experiment_id}"
+        raise
+    return experiment_team(experiment.name), experiment.name
+
+
+def _not_the_team(run_id: str, experiment: str, owner: str, team: str, user: str = "") -> str:
+    """One sentence: run ``run_id`` (in ``experiment`` of ``owner``) is not ``team``'s,
+    or not one of ``user``'s teams."""
+    if not owner:
+        return (
+            f"Run {run_id} lies in experiment {experiment!r}, which belongs to no team "
+            "(team experiments are named <team>/<name>); log the run with "
+            "`%mlplat experiment NAME` in your team and register that run."
         )
-        digest = hashlib.sha256()
-        files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
-        for path in files:
-            rel = path.relative_to(local).as_posix() if local.is_dir() else path.name
-            digest.update(rel.encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()
+    who = f"you ({user}) are not a member of it" if user else f"not to team {team!r}"
+    joint = ", and " if user else ", "
+    return (
+        f"Run {run_id} lies in experiment {experiment!r}, so it belongs to team {owner!r}"
+        f"{joint}{who} (its mlplat.team tag does not decide this); register models from "
+        "your own team's experiments."
+    )
 
 
 def _get_run(client, run_id: str):
@@ -121,11 +197,24 @@ def _get_run(client, run_id: str):
 
 
 def run_team(settings: MlplatSettings, run_id: str) -> str:
-    """The team that owns MLflow run ``run_id`` (its ``mlplat.team`` tag; '' when untagged)."""
+    """The team that owns MLflow run ``run_id``: the team of its experiment (``<team>/…``;
+    '' when the experiment is not named after a team). Tags never decide this."""
     check_run_id(run_id)
     client = _client(settings)
     with translated_errors(settings):
-        return _get_run(client, run_id).data.tags.get(TEAM_TAG, "")
+        return _run_team(client, _get_run(client, run_id))[0]
+
+
+def check_run_team(settings: MlplatSettings, run_id: str, teams, user: str) -> str:
+    """The team of run ``run_id`` when it is one of ``teams``; PermissionDenied otherwise,
+    in one sentence naming the run's experiment and its team."""
+    check_run_id(run_id)
+    client = _client(settings)
+    with translated_errors(settings):
+        team, experiment = _run_team(client, _get_run(client, run_id))
+    if not team or team not in teams:
+        raise PermissionDenied(_not_the_team(run_id, experiment, team, "", user))
+    return team
 
 
 # ---- which model of the run ----
@@ -274,12 +363,9 @@ def register(
             raise NotFoundError(
                 f"Run {run_id} was deleted; restore it in MLflow or register another run."
             )
-        owner = run.data.tags.get(TEAM_TAG, "")
+        owner, experiment = _run_team(client, run)
         if owner != team:
-            raise PermissionDenied(
-                f"Run {run_id} belongs to team {owner or 'unknown'!r}, not {team!r}; register "
-                "models from your own team's runs."
-            )
+            raise PermissionDenied(_not_the_team(run_id, experiment, owner, team))
         source, model_id = model_source(client, run, artifact)
         version = _existing_version(client, model, run_id, source, model_id)
         existing = version is not None
@@ -289,13 +375,15 @@ def register(
                 model,
                 source,
                 run_id=run_id,
-                tags={TEAM_TAG: team},
+                tags={TEAM_TAG: team},  # evidence for people browsing MLflow, never authority
                 model_id=model_id,
                 await_creation_for=max(1, int(settings.tracking_retry_seconds)),
             )
-        digest = (version.tags or {}).get(DIGEST_TAG) if existing else None
-        if not digest:
-            digest = artifact_digest(client, version.source)
+        # Computed from the files every time: a tag on the version is not evidence of them.
+        digest = artifact_digest(
+            client, version.source, f"model {model!r} version {version.version}"
+        )
+        if (version.tags or {}).get(DIGEST_TAG) != digest:
             client.set_model_version_tag(model, version.version, DIGEST_TAG, digest)
     return DescribeModelVersion(
         model=model,
@@ -331,9 +419,22 @@ def _lineage_pii(client, run_id: str) -> list[str]:
         return []  # no lineage file: the lineage check reports the missing fields
 
 
-def read_version(settings: MlplatSettings, model: str, version: str):
+def read_version(
+    settings: MlplatSettings,
+    model: str,
+    version: str,
+    team: str | None = None,
+    *,
+    keep_artifacts: Path | None = None,
+):
     """What governance needs to know about a version (``exists=False`` when MLflow says
-    the model or version does not exist)."""
+    the model or version does not exist).
+
+    With ``team`` (the owning team, from the platform store) the version's run must lie
+    in an experiment of that team, else PermissionDenied: metrics and lineage are read
+    only from runs the owning team controls. With ``keep_artifacts`` (an empty folder)
+    the model's files are downloaded there, and the digest is theirs (one download for
+    reading and freezing)."""
     from mlflow.exceptions import MlflowException
 
     from .checks import VersionInfo
@@ -357,11 +458,24 @@ def read_version(settings: MlplatSettings, model: str, version: str):
             except MlflowException as exc:
                 if not _not_found(exc):
                     raise  # a run deleted for good leaves no lineage: the checks say so
+        if team is not None:
+            owner, experiment = _run_team(client, run) if run else ("", "(deleted run)")
+            if owner != team:
+                raise PermissionDenied(
+                    f"Model {model!r} version {version} was made from run {mv.run_id or 'none'} "
+                    f"in experiment {experiment!r}, not an experiment of the owning team "
+                    f"{team!r}; register a version from one of {team!r}'s runs."
+                )
         tags = run.data.tags if run else {}
         pii = _lineage_pii(client, mv.run_id) if tags.get("mlplat.features.retrievals") else []
+        what = f"model {model!r} version {version}"
+        if keep_artifacts is not None:
+            digest = frozen.folder_digest(download_model(client, mv.source, keep_artifacts, what))
+        else:
+            digest = artifact_digest(client, mv.source, what)
         return VersionInfo(
             run_id=mv.run_id or "",
-            artifact_digest=artifact_digest(client, mv.source),
+            artifact_digest=digest,
             metrics=dict(run.data.metrics) if run else {},
             lineage={
                 "run_id": mv.run_id or "",

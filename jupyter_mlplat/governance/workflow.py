@@ -113,8 +113,13 @@ def request_approval(
     version_info: VersionInfo,
     *,
     policy: Policy | None = None,
+    frozen_digest: str = "",
 ) -> DescribeApprovalRequest:
     """Ask to promote ``model`` ``version`` to ``target``; runs and records the checks.
+
+    ``frozen_digest`` names the platform's frozen copy of the version's files (see
+    :mod:`.frozen`), taken by the caller before this transaction; the request and every
+    decision on it are bound to it.
 
     An open request for the same version and target is returned as it is. A ``staging``
     request whose checks all pass for a model that is not high risk is approved at once
@@ -152,7 +157,7 @@ def request_approval(
                     f"the version changed ({changed}); superseded by a new request",
                 )  # fmt: skip
             return _create(session, policy, identity, owner, model, version, target, reason,
-                           version_info)  # fmt: skip
+                           version_info, frozen_digest)  # fmt: skip
 
     return retry_on_conflict(attempt)
 
@@ -167,6 +172,7 @@ def _create(
     target: str,
     reason: str,
     info: VersionInfo,
+    frozen_digest: str = "",
 ) -> DescribeApprovalRequest:
     now = utcnow()
     row = ApprovalRequest(
@@ -177,6 +183,7 @@ def _create(
         requester_team=owner.team,
         run_id=info.run_id,
         artifact_digest=info.artifact_digest,
+        frozen_digest=frozen_digest or "",
         metrics=json_safe(dict(info.metrics or {})),
         status="requested",
         reason=reason or "",
@@ -194,6 +201,7 @@ def _create(
         "status": "requested",
         "run_id": info.run_id,
         "artifact_digest": info.artifact_digest,
+        "frozen_digest": frozen_digest or "",
         "checks": {r.name: r.passed for r in results},
     }
     audit.append(session, identity.user, "approval.request", row.subject, None, after, reason)
@@ -214,6 +222,7 @@ def _decision(
         comment=comment or "",
         run_id=row.run_id,
         artifact_digest=row.artifact_digest,
+        frozen_digest=row.frozen_digest or "",
         decided_at=utcnow(),
         overrides=list(overrides),
     )
@@ -286,13 +295,14 @@ def approve(
         required = policy.approvals_required(row.model, owner.high_risk)
         if approvals >= required:
             _transition(session, row, "approved", identity.user, "approval.approve", comment,
-                        approvals=approvals, overrides=overrides)  # fmt: skip
+                        approvals=approvals, overrides=overrides,
+                        frozen_digest=row.frozen_digest)  # fmt: skip
         else:
             audit.append(
                 session, identity.user, "approval.review", row.subject,
                 {"status": row.status, "approvals": approvals - 1},
                 {"status": row.status, "approvals": approvals, "required": required,
-                 "overrides": overrides},
+                 "overrides": overrides, "frozen_digest": row.frozen_digest},
                 comment,
             )  # fmt: skip
         return describe_request(session, row, policy)

@@ -140,6 +140,9 @@ class ApprovalRequest(Base):
     requester_team: Mapped[str] = mapped_column(String(200))
     run_id: Mapped[str] = mapped_column(String(64))
     artifact_digest: Mapped[str] = mapped_column(String(200))
+    # The digest of the platform's frozen copy of the version's files, taken at request
+    # time (see governance.frozen); '' for requests made before copies were frozen.
+    frozen_digest: Mapped[str] = mapped_column(String(64), default="", server_default=text("''"))
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="requested")
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -177,7 +180,7 @@ class Check(Base):
 
 
 class Decision(Base):
-    """A reviewer's verdict on a request, bound to the run and artifact they saw."""
+    """A reviewer's verdict on a request, bound to the run and the frozen copy they saw."""
 
     __tablename__ = "mlplat_decisions"
     __table_args__ = (UniqueConstraint("request_id", "reviewer"),)
@@ -191,6 +194,8 @@ class Decision(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     run_id: Mapped[str] = mapped_column(String(64))
     artifact_digest: Mapped[str] = mapped_column(String(200))
+    # The frozen copy the reviewer approved or rejected (the request's, at decision time).
+    frozen_digest: Mapped[str] = mapped_column(String(64), default="", server_default=text("''"))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Names of the failed checks an approving reviewer overrode (with a comment).
     overrides: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
