@@ -107,9 +107,14 @@ def test_register_request_review_in_process(ops, train_run, mlflow_server):
         ops(ALICE).request_approval("no-such-model", "1", "staging")
 
 
-def test_register_and_approve_over_http_through_the_hub(platform_hub, hub_tokens, train_run):
+def test_register_and_approve_over_http_through_the_hub(
+    platform_hub, hub_tokens, train_run, monkeypatch
+):
     hub_mlflow = f"{platform_hub.url}/services/mlflow"
+    # MLflow behind the hub takes alice's hub token, as her kernel sends it.
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", hub_tokens["alice"])
     run_id = train_run(hub_mlflow, "churn")
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
 
     def client(user):
         settings = MlplatSettings(

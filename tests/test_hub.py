@@ -73,7 +73,9 @@ def test_bad_spawn_requests_are_4xx_with_the_allowed_choices(
     assert not platform_hub.api("GET", "/users/alice").json()["servers"]
 
 
-async def test_spawned_server_gets_the_profile_and_the_hub_identity(platform_hub, hub_tokens):
+async def test_spawned_server_gets_the_profile_and_the_hub_identity(
+    platform_hub, hub_tokens, monkeypatch
+):
     response = platform_hub.request(
         "POST",
         f"{platform_hub.api_url}/users/alice/server",
@@ -103,6 +105,7 @@ async def test_spawned_server_gets_the_profile_and_the_hub_identity(platform_hub
     run_id = re.search(r"RUNID=(\w+)", out)[1]
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", hub_tokens["alice"])  # MLflow wants a hub token
     run = MlflowClient(f"{platform_hub.url}/services/mlflow").get_run(run_id)
     assert run.data.metrics == {"acc": 0.5}
     assert run.data.tags["mlplat.team"] == "churn"

@@ -58,13 +58,19 @@ def test_example_notebooks_are_in_the_users_lab_and_an_edit_survives_a_respawn(
     assert len(again["cells"]) == len(shipped["cells"]) + 1
 
 
-async def test_plain_mlflow_in_a_new_kernel_logs_to_the_platform_server(bob_server, hub_tokens):
+async def test_plain_mlflow_in_a_new_kernel_logs_to_the_platform_server(
+    bob_server, hub_tokens, monkeypatch
+):
     hub = bob_server
     out = await hub.execute(
         "bob",
         "import mlflow\n"
         "print('URI=' + mlflow.get_tracking_uri())\n"
-        "mlflow.set_experiment('plain-mlflow-bob')\n"
+        "try:\n"
+        "    mlflow.set_experiment('plain-mlflow-bob')\n"
+        "except mlflow.exceptions.MlflowException as exc:\n"
+        "    print('REFUSED=' + exc.message.replace(chr(10), ' '))\n"
+        "mlflow.set_experiment('fraud/plain-mlflow-bob')\n"
         "with mlflow.start_run() as run:\n"
         "    mlflow.log_metric('m', 1.0)\n"
         "print('RUNID=' + run.info.run_id)\n",
@@ -74,8 +80,11 @@ async def test_plain_mlflow_in_a_new_kernel_logs_to_the_platform_server(bob_serv
     lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     tracking = f"{hub.url}/services/mlflow"
     assert lines["URI"] == tracking
+    # experiments belong to a team: a name without one is refused, saying what to use
+    assert "must be named <team>/<name>" in lines["REFUSED"] and "fraud/" in lines["REFUSED"]
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", hub_tokens["bob"])
     assert MlflowClient(tracking).get_run(lines["RUNID"]).data.metrics == {"m": 1.0}
 
 

@@ -144,12 +144,29 @@ def test_another_team_can_neither_read_nor_write_churns_experiment(as_user, chur
         f"{bob.base}/get-artifact", params={"path": "model/model.pkl", "run_uuid": run}, timeout=30
     )
     assert got.status_code == 403
+    upload = bob.session.post(
+        f"{bob.base}/ajax-api/2.0/mlflow/upload-artifact",
+        params={"run_uuid": run, "path": "model/model.pkl"},
+        data=b"evil",
+        timeout=30,
+    )
+    assert upload.status_code == 403
+    query = {
+        "query": "query q($data: MlflowGetRunInput) { mlflowGetRun(input: $data) "
+        "{ run { info { runId } data { metrics { key value } } } } }",
+        "variables": {"data": {"runId": run}},
+    }
+    graphql = bob.session.post(f"{bob.base}/graphql", json=query, timeout=30)
+    assert graphql.status_code == 403 or "0.8" not in graphql.text, graphql.text
     # and nothing changed
     alice = as_user["alice"]
     data = alice.ok("GET", "runs/get", params={"run_id": run})["run"]["data"]
     assert [m["value"] for m in data["metrics"]] == [0.8]
     content = alice.session.get(f"{alice.base}/{url}", timeout=30)
     assert content.content == b"original model"
+    # the same GraphQL query answers alice (so bob's refusal is the permission, not the route)
+    mine = alice.session.post(f"{alice.base}/graphql", json=query, timeout=30)
+    assert mine.status_code == 200 and "0.8" in mine.text, mine.text
 
 
 def test_searches_are_filtered_to_what_the_caller_may_read(as_user, churn_run):
@@ -251,3 +268,49 @@ def test_a_forged_oauth_callback_is_refused(mlflow_base):
                             timeout=30)  # fmt: skip
     assert response.status_code == 400
     assert "hub login" in response.json()["message"]
+
+
+BOBS_ATTEMPTS = """
+import os, mlflow, requests
+from mlflow import MlflowClient
+client = MlflowClient()
+def attempt(name, fn):
+    try:
+        fn()
+        print(name + '=allowed')
+    except Exception as exc:
+        print(name + '=refused ' + str(getattr(exc, 'error_code', type(exc).__name__)))
+attempt('get_run', lambda: client.get_run({run!r}))
+attempt('set_tag', lambda: client.set_tag({run!r}, 'mlplat.team', 'fraud'))
+attempt('log_metric', lambda: client.log_metric({run!r}, 'auc', 1.0))
+attempt('alias', lambda: client.set_registered_model_alias('churn-model', 'production', '1'))
+attempt('download', lambda: mlflow.artifacts.download_artifacts(run_id={run!r}, artifact_path='model'))
+print('loopback=' + str(requests.get({loopback!r} + '/api/2.0/mlflow/experiments/search',
+                                     params={{'max_results': 5}}, timeout=30).status_code))
+print('own_token=' + str(os.environ['MLFLOW_TRACKING_TOKEN'] == os.environ['JUPYTERHUB_API_TOKEN']))
+mlflow.set_experiment('fraud/from-kernel')
+with mlflow.start_run():
+    mlflow.log_metric('m', 1.0)
+print('own_team=ok')
+"""
+
+
+async def test_from_bobs_kernel_churns_mlflow_data_is_out_of_reach(
+    platform_hub, hub_tokens, churn_run, loopback_base
+):
+    platform_hub.spawn("bob")
+    try:
+        out = await platform_hub.execute(
+            "bob",
+            BOBS_ATTEMPTS.format(run=churn_run["run_id"], loopback=loopback_base),
+            token=hub_tokens["bob"],
+            timeout=120,
+        )
+    finally:
+        platform_hub.stop_server("bob")
+    lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    for name in ("get_run", "set_tag", "log_metric", "alias", "download"):
+        assert lines[name].startswith("refused"), (name, out)
+    assert lines["alias"] == "refused PERMISSION_DENIED"
+    assert lines["loopback"] == "401"  # MLflow's own port wants the same identity
+    assert lines["own_token"] == "True" and lines["own_team"] == "ok"
