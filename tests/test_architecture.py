@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_mlplat"
 
 TOP = {"magics", "ipython", "cli", "commands", "fluent", "display", "server", "embedded", "hub"}
-TRANSPORT = {"client", "service"}
+TRANSPORT = {"client", "service", "mlflow_auth"}
 APPLICATION = {"application"}
 DOMAIN = {"governance", "tracking", "features", "profiles", "identity", "params", "store"}
 BASE = {"api", "errors", "settings", "times", "resources", "version"}

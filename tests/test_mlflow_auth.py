@@ -314,3 +314,28 @@ async def test_from_bobs_kernel_churns_mlflow_data_is_out_of_reach(
     assert lines["alias"] == "refused PERMISSION_DENIED"
     assert lines["loopback"] == "401"  # MLflow's own port wants the same identity
     assert lines["own_token"] == "True" and lines["own_team"] == "ok"
+
+
+def test_a_model_the_platform_registers_for_churn_is_readable_by_churn_only(
+    platform_hub, mlflow_base, as_user, churn_run
+):
+    from pathlib import Path
+
+    secret = (Path(platform_hub.env["MLPLAT_HOME"]) / "hub" / "mlflow-platform.token").read_text()
+    platform = Mlflow(mlflow_base, secret.strip())
+    model = f"auth-read-{uuid.uuid4().hex[:6]}"
+    platform.ok("POST", "registered-models/create", json={"name": model})
+    platform.ok("POST", "model-versions/create", json={
+        "name": model, "source": f"runs:/{churn_run['run_id']}/model",
+        "run_id": churn_run["run_id"], "tags": [{"key": "mlplat.team", "value": "churn"}],
+    })  # fmt: skip
+    params = {"name": model}
+    assert as_user["alice"].call("GET", "registered-models/get", params=params).status_code == 200
+    assert as_user["rita"].call("GET", "registered-models/get", params=params).status_code == 200
+    assert as_user["bob"].call("GET", "registered-models/get", params=params).status_code == 403
+    version = {"name": model, "version": "1"}
+    assert as_user["bob"].call("GET", "model-versions/get-download-uri", params=version).status_code == 403  # fmt: skip
+    found = as_user["bob"].ok("GET", "registered-models/search", params={"max_results": 1000})
+    assert model not in {m["name"] for m in found.get("registered_models", [])}
+    found = as_user["alice"].ok("GET", "registered-models/search", params={"max_results": 1000})
+    assert model in {m["name"] for m in found.get("registered_models", [])}
