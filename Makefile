@@ -1,7 +1,9 @@
 # jupyter-mlplat: `make up` starts the embedded platform, `make test` runs the suite.
 # Both create .venv and install everything they need on a fresh machine.
 
-PYTHON ?= python3
+# The hub, run as root, starts each user's server as that user's own OS account: the venv's
+# interpreter must be one other accounts can run (Debian's, not one under /root/.pyenv).
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
