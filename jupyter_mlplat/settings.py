@@ -378,11 +378,14 @@ class MlplatSettings(Configurable):
     )
 
     hub_cache_seconds = Float(
-        30.0,
+        60.0,
         config=True,
-        help="""How long the platform service caches what the Hub said about a token or a
-        user's groups; a group change or a revoked token takes effect within this time.
-        Example: c.MlplatSettings.hub_cache_seconds = 10""",
+        help="""The revocation bound: how long the platform service (and MLflow behind the hub)
+        may act on what the Hub said about a token and its user's groups. Removing a user from
+        a group (e.g. mlplat-reviewers), revoking a token or deleting a user takes effect
+        within this many seconds; 0 asks the Hub on every request. Smaller is faster to revoke,
+        larger asks the Hub less often.
+        Example: c.MlplatSettings.hub_cache_seconds = 15""",
     )
 
     mlflow_platform_token = Unicode(

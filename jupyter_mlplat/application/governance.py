@@ -88,7 +88,7 @@ class GovernanceArea(Area):
         from ..governance import frozen, workflow
         from ..governance.checks import VersionInfo
         from ..governance.ownership import get_ownership
-        from ..governance.registry import read_version
+        from ..governance.registry import check_available, read_version
 
         store, identity = self.resources.store, context.identity
         owner = get_ownership(store, request.model)
@@ -100,6 +100,7 @@ class GovernanceArea(Area):
             )  # fmt: skip
 
         if owner is None or owner.team not in identity.teams:
+            check_available(self.settings)  # MLflow down is a 503, not "not registered"
             return record(VersionInfo())  # refused by the workflow (unknown model, other team)
         with frozen.staging(self.settings) as model_dir:
             info = read_version(

@@ -106,6 +106,11 @@ def _undownloadable(what: str, reason: str) -> NotFoundError:
     )
 
 
+def check_available(settings: MlplatSettings) -> None:
+    """ServiceUnavailable naming the tracking URI unless MLflow answers within the budget."""
+    check_reachable(settings.tracking_uri, settings.tracking_retry_seconds)
+
+
 def download_model(client, source: str, dest: Path, what: str = "") -> Path:
     """Download the model files at ``source`` into the (new or empty) folder ``dest``, as
     the platform (the client's credentials); a download that fails is a NotFoundError

@@ -10,13 +10,19 @@ the Hub through :class:`jupyterhub.services.auth.HubAuth`:
 The caller's teams and roles come from their JupyterHub groups (see
 :func:`jupyter_mlplat.identity.identity_from_hub_model`). A user's server token
 usually may not read its own groups; then the service looks the user up with its
-own token (``GET /hub/api/users/<name>``, scope ``read:users:groups``). Both the
-Hub's answer about a token and a user's groups are cached for
-``MlplatSettings.hub_cache_seconds``.
+own token (``GET /hub/api/users/<name>``, scope ``read:users:groups``).
+
+Revocation within one bound: the Hub's answer about a token and the owner's groups are
+fetched together and cached together, per token, for ``MlplatSettings.hub_cache_seconds``
+(counted from before the Hub was asked), and nowhere else on this path (HubAuth's own
+cache is off). So a group change (removed from ``mlplat-reviewers``), a revoked token or a
+deleted user (whose tokens the Hub deletes) takes effect for the service within that
+bound; ``0`` asks the Hub on every request. Refusals are never cached.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -63,9 +69,17 @@ class HubAuthenticator:
             api_token=settings.hub_api_token,
             base_url=settings.service_prefix,
             access_scopes={self.access_scope},
-            cache_max_age=max(0, int(settings.hub_cache_seconds)),
+            # Off: HubAuth's 0 means "forever", and its cache would hold a token's answer
+            # apart from the groups; both are cached below, together, for one bound.
+            cache_max_age=0,
         )
-        self._groups: dict[str, tuple[float, list[str]]] = {}
+        self.ttl = max(0.0, float(settings.hub_cache_seconds))
+        # sha256(token) -> (monotonic expiry, the Hub's model of its owner, groups resolved)
+        self._models: dict[bytes, tuple[float, dict]] = {}
+
+    def forget(self) -> None:
+        """Drop every cached answer (the next request of each token asks the Hub)."""
+        self._models.clear()
 
     @staticmethod
     def token_from(headers: HTTPHeaders) -> str:
@@ -73,15 +87,21 @@ class HubAuthenticator:
         return match.group(1).strip() if match else ""
 
     async def hub_model(self, headers: HTTPHeaders) -> dict:
-        """The Hub's model of the token's owner (with the token's ``scopes``)."""
+        """The Hub's model of the token's owner (with the token's ``scopes`` and, for a
+        user, ``groups``), at most ``hub_cache_seconds`` old."""
         token = self.token_from(headers)
         if not token:
             raise Unauthenticated(
                 "Send a JupyterHub token in the header 'Authorization: token <token>' "
                 "(in a single-user server it is $JUPYTERHUB_API_TOKEN).",
             )
+        key = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        asked = time.monotonic()
+        hit = self._models.get(key)
+        if hit is not None and hit[0] > asked:
+            return hit[1]
         try:
-            model = await self.hub_auth.user_for_token(token, sync=False)
+            model = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
         except HTTPError as exc:
             raise ServiceUnavailable(
                 f"JupyterHub at {self.settings.hub_api_url} could not check the token "
@@ -92,6 +112,12 @@ class HubAuthenticator:
                 "JupyterHub does not recognise this token (expired, revoked or mistyped); "
                 "use $JUPYTERHUB_API_TOKEN or request a new token from the Hub.",
             )
+        if (model.get("kind") or "user") == "user" and "groups" not in model:
+            model = {**model, "groups": await self.user_groups(model)}
+        if self.ttl > 0:
+            if len(self._models) >= 10_000:
+                self._models = {k: v for k, v in self._models.items() if v[0] > asked}
+            self._models[key] = (asked + self.ttl, model)
         return model
 
     async def authenticate(self, headers: HTTPHeaders, *, require_access: bool = True) -> Caller:
@@ -105,21 +131,16 @@ class HubAuthenticator:
                 f"This token of {kind} {model.get('name')!r} does not grant access to the "
                 f"platform service; it needs the scope {self.access_scope}.",
             )
-        groups: list[str] = []
-        if kind == "user":
-            groups = model["groups"] if "groups" in model else await self.user_groups(model)
+        groups = list(model.get("groups") or ()) if kind == "user" else []
         identity = identity_from_hub_model(
             {"name": model["name"], "kind": kind, "groups": groups}, self.settings
         )
         return Caller(identity=identity, kind=kind, scopes=scopes)
 
     async def user_groups(self, model: dict) -> list[str]:
-        """A user's groups, looked up with the service's own token (cached)."""
+        """A user's groups, looked up now with the service's own token (a user deleted
+        since the token was checked has none)."""
         name = model["name"]
-        cached = self._groups.get(name)
-        now = time.monotonic()
-        if cached and cached[0] > now:
-            return cached[1]
         url = f"{self.settings.hub_api_url.rstrip('/')}/users/{quote(name, safe='')}"
         try:
             response = await AsyncHTTPClient().fetch(
@@ -128,6 +149,11 @@ class HubAuthenticator:
                 request_timeout=10,
             )
         except HTTPClientError as exc:
+            if exc.code == 404:
+                raise Unauthenticated(
+                    f"JupyterHub no longer knows the user {name!r} (deleted); ask a platform "
+                    "admin to add them again.",
+                ) from exc
             raise HubMisconfigured(
                 f"JupyterHub refused to tell the platform service the groups of {name!r} "
                 f"(HTTP {exc.code}); grant the service the scope read:users:groups.",
@@ -143,8 +169,4 @@ class HubAuthenticator:
                 f"JupyterHub did not show the platform service the groups of {name!r}; "
                 "grant the service the scope read:users:groups.",
             )
-        if self.settings.hub_cache_seconds > 0:
-            if len(self._groups) >= 10_000:
-                self._groups = {k: v for k, v in self._groups.items() if v[0] > now}
-            self._groups[name] = (now + self.settings.hub_cache_seconds, groups)
         return groups
