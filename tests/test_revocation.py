@@ -139,3 +139,43 @@ def test_the_bound_is_one_setting_of_60_seconds_by_default():
     assert MlplatSettings().hub_cache_seconds == 60.0
     assert "Example: c.MlplatSettings.hub_cache_seconds" in trait.help
     assert "deleting a user" in trait.help and "0 asks the Hub on every request" in trait.help
+
+
+def mlflow_status(hub: JupyterHubProcess, token: str, route: str, **params) -> int:
+    url = f"{hub.url}/services/mlflow/api/2.0/mlflow/{route}"
+    headers = {"Authorization": f"Bearer {token}"}
+    return hub._session.get(url, headers=headers, params=params, timeout=30).status_code
+
+
+def test_mlflow_follows_a_team_removal_and_a_deleted_user_within_the_bound(short_bound_hub):
+    """MLflow's grants are roles synced from hub groups: the same bound holds there."""
+    hub = short_bound_hub
+    name = "erin"
+    assert hub.api("POST", f"/users/{name}", json={}).status_code == 201
+    assert hub.api("POST", "/groups/team-churn/users", json={"users": [name]}).ok
+    token = hub.create_user_token(name)
+    created = hub._session.post(
+        f"{hub.url}/services/mlflow/api/2.0/mlflow/experiments/create",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": "churn/erins"},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    experiment = created.json()["experiment_id"]
+    assert mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 200
+
+    assert hub.api("DELETE", "/groups/team-churn/users", json={"users": [name]}).ok
+    poll_until(
+        lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 403,
+        DEADLINE,
+    )  # not even the experiment she created: creators get no MANAGE of their own
+    assert hub.api("POST", "/groups/team-churn/users", json={"users": [name]}).ok
+    poll_until(
+        lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 200,
+        DEADLINE,
+    )
+    assert hub.api("DELETE", f"/users/{name}").status_code == 204
+    poll_until(
+        lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 401,
+        DEADLINE,
+    )
