@@ -20,14 +20,15 @@ Each figure is the median of repeats; the ratio auth/no-auth is the target (at m
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from bench_foundation import _median_time as _median  # noqa: E402
 
 from tests.hub import JupyterHubProcess  # noqa: E402
 from tests.hub_fixtures import CONFIG, USERS, login, write_home  # noqa: E402
@@ -35,15 +36,6 @@ from tests.servers import MlflowServer  # noqa: E402
 
 N_METRICS = 1000
 N_RUNS = 1000
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(uri: str, token: str | None, team: str) -> dict[str, float]:

@@ -7,6 +7,7 @@ reviewer) log in through the real login form with passwords from a users file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -28,7 +29,7 @@ from tests.hub import JupyterHubProcess
 
 __all__ = [
     "CONFIG", "USERS", "hub_tokens", "login", "platform_hub", "spawner_knobs", "isolation_accounts", "isolation_root",
-    "user_python", "write_home", "xsrf_of",
+    "running_hub", "user_python", "write_home", "xsrf_of",
 ]  # fmt: skip
 
 # jupyter_mlplat/resources/jupyterhub_config.py (hub_config/ in the checkout links to it)
@@ -159,12 +160,16 @@ def login(hub: JupyterHubProcess, user: str, password: str) -> requests.Response
     return response
 
 
-@pytest.fixture(scope="session")
-def platform_hub(tmp_path_factory, demo_feature_repo):
-    home = tmp_path_factory.mktemp("hub-home")
-    hub = JupyterHubProcess(CONFIG, tmp_path_factory.mktemp("hub-run"), env={})
+@contextlib.contextmanager
+def running_hub(home, workdir, feature_repo, *, settings: str = ""):
+    """The shipped hub on ``home`` (``settings``: extra mlplat_config.py lines), started,
+    with alice, bob and rita logged in once and both services answering; stopped after."""
+    hub = JupyterHubProcess(CONFIG, workdir, env={})
     write_home(home, hub)
-    hub.env = {"MLPLAT_HOME": str(home), "MLPLAT_FEATURE_REPO": str(demo_feature_repo)}
+    if settings:
+        with (home / "mlplat_config.py").open("a") as config:
+            config.write(settings)
+    hub.env = {"MLPLAT_HOME": str(home), "MLPLAT_FEATURE_REPO": str(feature_repo)}
     hub.start(timeout=120)
     try:
         for name, (password, _) in USERS.items():
@@ -174,6 +179,13 @@ def platform_hub(tmp_path_factory, demo_feature_repo):
         yield hub
     finally:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def platform_hub(tmp_path_factory, demo_feature_repo):
+    home, workdir = tmp_path_factory.mktemp("hub-home"), tmp_path_factory.mktemp("hub-run")
+    with running_hub(home, workdir, demo_feature_repo) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="session")

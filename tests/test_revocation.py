@@ -18,7 +18,7 @@ from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.settings import MlplatSettings
 from jupyter_mlplat.tracking import Tracker
 from tests.hub import JupyterHubProcess
-from tests.hub_fixtures import CONFIG, USERS, login, write_home
+from tests.hub_fixtures import running_hub
 
 BOUND = 0.5
 # Generous: the bound plus a request's round trip on a loaded test machine.
@@ -28,20 +28,10 @@ DEADLINE = BOUND + 20.0
 @pytest.fixture(scope="module")
 def short_bound_hub(tmp_path_factory, demo_feature_repo):
     home = tmp_path_factory.mktemp("revocation-home")
-    hub = JupyterHubProcess(CONFIG, tmp_path_factory.mktemp("revocation-run"), env={})
-    write_home(home, hub)
-    with (home / "mlplat_config.py").open("a") as config:
-        config.write(f"c.MlplatSettings.hub_cache_seconds = {BOUND!r}\n")
-    hub.env = {"MLPLAT_HOME": str(home), "MLPLAT_FEATURE_REPO": str(demo_feature_repo)}
-    hub.start(timeout=120)
-    try:
-        for name, (password, _) in USERS.items():
-            assert login(hub, name, password).status_code == 302, hub.log_tail()
-        hub.wait_for("/services/mlflow/health", timeout=120)
-        hub.wait_for("/services/mlplat/api/health", timeout=60)
+    workdir = tmp_path_factory.mktemp("revocation-run")
+    bound = f"c.MlplatSettings.hub_cache_seconds = {BOUND!r}\n"
+    with running_hub(home, workdir, demo_feature_repo, settings=bound) as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 def platform(hub: JupyterHubProcess, token: str) -> PlatformClient:
