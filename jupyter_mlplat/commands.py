@@ -404,6 +404,12 @@ COMMANDS: tuple[Command, ...] = (
         (Arg("name", metavar="NAME"),),
     ),  # fmt: skip
     Command(
+        ("hub", "set-groups"),
+        "replace a user's groups in the users file (the hub applies it to the next request)",
+        _hub_users("set-groups"),
+        (Arg("name", metavar="NAME"), Arg("--group", action="append", default=[], metavar="G")),
+    ),  # fmt: skip
+    Command(
         ("hub", "set-password"),
         "set (or generate) a user's password in the users file",
         _hub_users("set-password"),

@@ -304,7 +304,8 @@ def create_demo_features(path: str | None = None):
 
 
 def manage_hub_user(action: str, args):
-    """``mlplat hub add-user | remove-user | set-password`` on the embedded hub's users file."""
+    """``mlplat hub add-user | remove-user | set-groups | set-password`` on the embedded hub's
+    users file."""
     from pathlib import Path
 
     from .display import Message
@@ -315,8 +316,19 @@ def manage_hub_user(action: str, args):
         password = users.add_user(users_file, args.name, args.group, password=args.password)
         groups = ", ".join(args.group) or "no groups"
         return Message(f"Added {args.name} ({groups}); password: {password}")
+    bound = get_settings().hub_cache_seconds
     if action == "remove":
         users.remove_user(users_file, args.name)
-        return Message(f"Removed {args.name}; their running server keeps running until stopped.")
+        return Message(
+            f"Removed {args.name}: the hub refuses their logins and tokens from the next "
+            f"request, the platform service and MLflow within {bound:g} s; a running server "
+            "keeps running until it is stopped."
+        )
+    if action == "set-groups":
+        groups = users.set_groups(users_file, args.name, args.group)
+        return Message(
+            f"{args.name} is now in {', '.join(groups) or 'no groups'}: the hub applies it to "
+            f"their next request, the platform service and MLflow within {bound:g} s."
+        )
     password = users.set_password(users_file, args.name, password=args.password)
     return Message(f"New password of {args.name}: {password}")

@@ -1,15 +1,21 @@
 """Revocation within a bound (issue 8, item 5), through a real hub.
 
-The platform service caches the Hub's answer about a token together with its user's
-groups for ``MlplatSettings.hub_cache_seconds`` and nowhere else; so removing rita from
-``mlplat-reviewers`` or deleting a user takes effect within that bound. A hub of its own
+In the embedded mode the users file is the source of truth: ``mlplat hub set-groups`` and
+``mlplat hub remove-user`` (run here as an operator would) reach the hub at the user's next
+request. The platform service and MLflow cache the Hub's answer about a token together
+with its user's groups for ``MlplatSettings.hub_cache_seconds`` and nowhere else; so
+removing rita from ``mlplat-reviewers`` or removing a user takes effect within that bound. A hub of its own
 with a half-second bound keeps the test short (a fractional bound also catches HubAuth's
 ``cache_max_age=int(0.5)``, which is 0: "cache forever"); every wait polls up to a deadline.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +24,7 @@ from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.settings import MlplatSettings
 from jupyter_mlplat.tracking import Tracker
 from tests.hub import JupyterHubProcess
-from tests.hub_fixtures import running_hub
+from tests.hub_fixtures import login, running_hub
 
 BOUND = 0.5
 # Generous: the bound plus a request's round trip on a loaded test machine.
@@ -32,6 +38,26 @@ def short_bound_hub(tmp_path_factory, demo_feature_repo):
     bound = f"c.MlplatSettings.hub_cache_seconds = {BOUND!r}\n"
     with running_hub(home, workdir, demo_feature_repo, settings=bound) as hub:
         yield hub
+
+
+def mlplat_hub(hub: JupyterHubProcess, *args: str) -> str:
+    """``mlplat hub ARGS`` on the hub's data dir, as the operator runs it; its output."""
+    mlplat = Path(sys.executable).with_name("mlplat")
+    env = {**os.environ, "MLPLAT_HOME": hub.env["MLPLAT_HOME"]}
+    done = subprocess.run(
+        [str(mlplat), "hub", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def new_user(hub: JupyterHubProcess, name: str, *groups: str) -> str:
+    """Add ``name`` to the users file, log in once through the form; a token of theirs."""
+    password = f"{name}-password-1"
+    flags = [part for group in groups for part in ("--group", group)]
+    mlplat_hub(hub, "add-user", name, *flags, "--password", password)
+    assert login(hub, name, password).status_code == 302, hub.log_tail()
+    return hub.create_user_token(name)
 
 
 def platform(hub: JupyterHubProcess, token: str) -> PlatformClient:
@@ -85,8 +111,8 @@ def test_a_reviewer_removed_from_the_group_is_refused_within_the_bound(
     # rita is a reviewer now, and the service has cached that.
     assert status_of(hub, "GET", "audit/verify", rita_token) == 200
 
-    removed = hub.api("DELETE", "/groups/mlplat-reviewers/users", json={"users": ["rita"]})
-    assert removed.status_code == 200, removed.text
+    said = mlplat_hub(hub, "set-groups", "rita", "--group", "team-churn")
+    assert "rita is now in team-churn" in said and f"within {BOUND:g} s" in said
     poll_until(lambda: status_of(hub, "GET", "audit/verify", rita_token) == 403, DEADLINE)
     body = hub.request(
         "POST",
@@ -99,29 +125,40 @@ def test_a_reviewer_removed_from_the_group_is_refused_within_the_bound(
     assert "reviewer" in body.json()["error"]
     assert platform(hub, alice_token).show_approval(request.id).decisions == []
 
-    # Put back, she is a reviewer again within the same bound and may approve.
-    added = hub.api("POST", "/groups/mlplat-reviewers/users", json={"users": ["rita"]})
-    assert added.status_code == 200, added.text
+    # A group change made through the hub's REST API does not outlive the users file.
+    assert hub.api("POST", "/groups/mlplat-reviewers/users", json={"users": ["rita"]}).ok
+    time.sleep(1.5)  # past the hub's 1 s refresh age: the file wins at rita's next request
+    assert status_of(hub, "GET", "audit/verify", rita_token) == 403
+
+    # Put back in the file, she is a reviewer again within the same bound and may approve.
+    mlplat_hub(hub, "set-groups", "rita", "--group", "team-churn", "--group", "mlplat-reviewers")
     poll_until(lambda: status_of(hub, "GET", "audit/verify", rita_token) == 200, DEADLINE)
     assert platform(hub, rita_token).approve(request.id, "four eyes").status == "approved"
 
 
-def test_a_deleted_users_tokens_stop_working_within_the_bound(short_bound_hub):
+def test_a_removed_users_tokens_stop_working_within_the_bound(short_bound_hub):
     hub = short_bound_hub
-    name = "dora"
-    created = hub.api("POST", f"/users/{name}", json={})
-    assert created.status_code == 201, created.text
-    assert hub.api("POST", "/groups/mlplat-reviewers/users", json={"users": [name]}).ok
-    token = hub.create_user_token(name)
+    token = new_user(hub, "dora", "mlplat-reviewers")
     assert status_of(hub, "GET", "audit/verify", token) == 200  # a reviewer, cached
-
-    assert hub.api("DELETE", f"/users/{name}").status_code == 204
-    poll_until(lambda: status_of(hub, "GET", "audit/verify", token) in (401, 403), DEADLINE)
+    said = mlplat_hub(hub, "remove-user", "dora")
+    assert "refuses their logins and tokens" in said
+    poll_until(lambda: status_of(hub, "GET", "audit/verify", token) == 401, DEADLINE)
     for method, path, body in (
         ("GET", "approvals", None),
         ("POST", "approvals/1/approve", {"comment": "gone"}),
     ):
         assert status_of(hub, method, path, token, json=body) == 401, (method, path)
+    # the hub itself refuses the token too, and the password no longer logs in
+    assert hub.api("GET", "/user", token=token).status_code in (401, 403)
+    assert login(hub, "dora", "dora-password-1").status_code != 302
+
+
+def test_a_user_deleted_in_the_hub_loses_their_tokens_within_the_bound(short_bound_hub):
+    hub = short_bound_hub
+    token = new_user(hub, "dave", "mlplat-reviewers")
+    assert status_of(hub, "GET", "audit/verify", token) == 200
+    assert hub.api("DELETE", "/users/dave").status_code == 204
+    poll_until(lambda: status_of(hub, "GET", "audit/verify", token) == 401, DEADLINE)
 
 
 def test_the_bound_is_one_setting_of_60_seconds_by_default():
@@ -141,9 +178,7 @@ def test_mlflow_follows_a_team_removal_and_a_deleted_user_within_the_bound(short
     """MLflow's grants are roles synced from hub groups: the same bound holds there."""
     hub = short_bound_hub
     name = "erin"
-    assert hub.api("POST", f"/users/{name}", json={}).status_code == 201
-    assert hub.api("POST", "/groups/team-churn/users", json={"users": [name]}).ok
-    token = hub.create_user_token(name)
+    token = new_user(hub, name, "team-churn")
     created = hub._session.post(
         f"{hub.url}/services/mlflow/api/2.0/mlflow/experiments/create",
         headers={"Authorization": f"Bearer {token}"},
@@ -154,17 +189,17 @@ def test_mlflow_follows_a_team_removal_and_a_deleted_user_within_the_bound(short
     experiment = created.json()["experiment_id"]
     assert mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 200
 
-    assert hub.api("DELETE", "/groups/team-churn/users", json={"users": [name]}).ok
+    mlplat_hub(hub, "set-groups", name)  # no groups left
     poll_until(
         lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 403,
         DEADLINE,
     )  # not even the experiment she created: creators get no MANAGE of their own
-    assert hub.api("POST", "/groups/team-churn/users", json={"users": [name]}).ok
+    mlplat_hub(hub, "set-groups", name, "--group", "team-churn")
     poll_until(
         lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 200,
         DEADLINE,
     )
-    assert hub.api("DELETE", f"/users/{name}").status_code == 204
+    mlplat_hub(hub, "remove-user", name)
     poll_until(
         lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 401,
         DEADLINE,

@@ -14,7 +14,11 @@ class MlplatFileAuthenticator(Authenticator):
     """Log in users listed in the users file; their groups become JupyterHub groups.
 
     There is no sign-up: only users in the file can log in. The file is re-read
-    when it changes, so adding a user needs no hub restart.
+    when it changes, so adding a user needs no hub restart. The file is the source of
+    truth for groups too: every request of a logged-in user or token re-checks it (at most
+    every ``auth_refresh_age`` seconds), so a user removed from the file is refused at
+    once, cookies and tokens alike (``auth_refresh_strict``), and a group change applies
+    to the next request, whatever the hub's REST API was told in between.
     """
 
     users_file = Unicode(
@@ -46,6 +50,23 @@ class MlplatFileAuthenticator(Authenticator):
 
     def check_allowed(self, username, authentication=None):
         return username in self._records()
+
+    @default("auth_refresh_age")
+    def _default_auth_refresh_age(self):
+        return 1  # reading the (cached) users file is cheap
+
+    @default("auth_refresh_strict")
+    def _default_auth_refresh_strict(self):
+        return True
+
+    async def refresh_user(self, user, handler=None):
+        record = self._records().get(user.name)
+        if record is None:
+            self.log.warning("%s is no longer in the users file: refused", user.name)
+            return False
+        if sorted(g.name for g in user.groups) == sorted(record.groups):
+            return True
+        return {"name": user.name, "groups": list(record.groups)}
 
     async def authenticate(self, handler, data):
         username = (data or {}).get("username", "")
