@@ -141,6 +141,8 @@ def test_register_and_approve_over_http_through_the_hub(
         bob.show_approval(production.id)
     with pytest.raises(PermissionDenied):
         bob.request_approval("hub-churn-model", version.version, "staging")
+    with pytest.raises(PermissionDenied, match="belongs to team 'churn'"):
+        bob.register_model("bobs-model", run_id)  # alice's run is churn's, whatever its tags
     assert alice.request_approval("hub-churn-model", version.version, "production").id == (
         production.id
     )
