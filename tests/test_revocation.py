@@ -204,3 +204,23 @@ def test_mlflow_follows_a_team_removal_and_a_deleted_user_within_the_bound(short
         lambda: mlflow_status(hub, token, "experiments/get", experiment_id=experiment) == 401,
         DEADLINE,
     )
+
+
+def test_the_grants_reconciler_gives_a_team_experiments_made_outside_mlflows_api(
+    short_bound_hub,
+):
+    """MLflow's worker re-grants every team its experiments (every max(5 s, bound)), so an
+    experiment written straight into the tracking store (a restore, a migration) is not left
+    readable by nobody."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    hub = short_bound_hub
+    home = Path(hub.env["MLPLAT_HOME"])
+    store = SqlAlchemyStore(f"sqlite:///{home / 'mlflow-server.db'}", str(home / "mlartifacts"))
+    experiment = store.create_experiment("churn/made-outside")
+    alice, bob = hub.create_user_token("alice"), hub.create_user_token("bob")
+    poll_until(
+        lambda: mlflow_status(hub, alice, "experiments/get", experiment_id=experiment) == 200,
+        DEADLINE,
+    )
+    assert mlflow_status(hub, bob, "experiments/get", experiment_id=experiment) == 403

@@ -303,6 +303,8 @@ def _mlflow_command(settings: MlplatSettings, hub: MlplatHub) -> list[str]:
         "--host", "127.0.0.1", "--port", str(hub.mlflow_port), "--workers", "1",
         "--static-prefix", f"/services/{MLFLOW_SERVICE}",
         "--app-name", "mlplat-hub",
+        # Keep-alive connections (the proxy's, a browser's) must not hold up a hub stop.
+        "--uvicorn-opts", "--timeout-graceful-shutdown 5",
         "--allowed-hosts", f"127.0.0.1:{hub.mlflow_port},localhost:{hub.mlflow_port},"
         f"{hub.ip}:{hub.port},localhost:{hub.port},127.0.0.1:{hub.port}",
     ]  # fmt: skip
