@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_mlplat"
 TOP = {"magics", "ipython", "cli", "commands", "fluent", "display", "server", "embedded", "hub"}
 TRANSPORT = {"client", "service", "mlflow_auth"}
 APPLICATION = {"application"}
-DOMAIN = {"governance", "tracking", "features", "profiles", "identity", "params", "store"}
+DOMAIN = {
+    "governance", "tracking", "features", "profiles", "identity", "params", "serving", "store",
+}  # fmt: skip
 BASE = {"api", "errors", "settings", "times", "resources", "version"}
 
 

@@ -1,0 +1,1 @@
+"""Serving: the deploy gate, the local MLServer deployer and the Kubernetes builders."""
