@@ -9,9 +9,13 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.mlplat-installed
 CHP := node_modules/.bin/configurable-http-proxy
+# MLServer runs from a venv of its own beside the project's (jupyter_mlplat.serving.environment
+# looks for it at <project venv>-serving by default).
+SERVING_VENV ?= $(VENV)-serving
+SERVING_STAMP := $(SERVING_VENV)/.mlplat-serving-installed
 PYTEST_ARGS ?=
 
-.PHONY: up test install lint format bench clean
+.PHONY: up test install serving-env lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +32,14 @@ $(CHP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(CHP)
 
-install: $(STAMP) $(CHP)
+# Rebuilt when the project venv is, since its mlflow/scikit-learn versions are the pins.
+$(SERVING_STAMP): $(STAMP) scripts/build-serving-env.sh
+	bash scripts/build-serving-env.sh $(PY) $(UV) $(PYTHON) $(SERVING_VENV)
+	touch $(SERVING_STAMP)
+
+serving-env: $(SERVING_STAMP)
+
+install: $(STAMP) $(CHP) $(SERVING_STAMP)
 
 # configurable-http-proxy is found on PATH (or c.MlplatHub.proxy_command).
 up: install
@@ -52,4 +63,4 @@ bench: install
 	$(PY) benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SERVING_VENV) .pytest_cache .ruff_cache
