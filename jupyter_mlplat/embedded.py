@@ -16,21 +16,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .ports import free_port  # noqa: F401 (re-exported: callers import it from here)
 from .settings import MlplatSettings
 
 
 def _bin(name: str) -> str:
     local = Path(sys.executable).with_name(name)
     return str(local) if local.exists() else name
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> None:

@@ -31,6 +31,7 @@ TABLES = {
     "mlplat_decisions",
     "mlplat_audit_events",
     "mlplat_idempotency_keys",
+    "mlplat_deployments",
     VERSION_TABLE,
 }
 
@@ -53,7 +54,7 @@ def request_row(status="requested", version="1", target="production"):
 
 def test_migrations_create_the_schema_and_match_the_models(store):
     assert set(sa.inspect(store.engine).get_table_names()) == TABLES
-    assert store.current_revision() == head_revision() == "0003_frozen"
+    assert store.current_revision() == head_revision() == "0004_deployments"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": True}

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NotFoundError, ServiceUnavailable, UsageError
+from ..ports import free_port
 from .environment import ServingEnvironment
 
 MLFLOW_IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
@@ -33,13 +33,6 @@ _INHERITED = re.compile(r"^(PATH|LANG|LC_[A-Z]+|TZ|TMPDIR|OPENBLAS_\w+|OMP_\w+|M
 # What MLServer logs when a model does not load; it may keep running after that.
 _LOAD_FAILED = ("Couldn't load model", "Some of the models failed to load")
 _ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Exit)\w*: .+")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (domain code: ``embedded.free_port`` is above)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class ModelServerFailed(ServiceUnavailable):

@@ -233,3 +233,28 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: in flight
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Deployment(Base):
+    """One served endpoint per (model, target): its primary version, an optional canary
+    with its share of traffic, and the version a rollback returns to. Each version is an
+    approved version's frozen copy (approval id and digest recorded); ``revision`` makes
+    concurrent changes of one deployment lose cleanly (409) instead of overwriting."""
+
+    __tablename__ = "mlplat_deployments"
+    __table_args__ = (UniqueConstraint("model", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    model: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str] = mapped_column(String(20))
+    team: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    primary: Mapped[dict] = mapped_column(JSON)
+    canary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    canary_percent: Mapped[int] = mapped_column(Integer, default=0)
+    previous: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
