@@ -96,11 +96,15 @@ class LocalModelServer:
     def start(
         cls, environment: ServingEnvironment, model_uri: str | Path, name: str, workdir: str | Path,
         *, host: str = "127.0.0.1", metrics: bool = False, extra_env: dict[str, str] | None = None,
+        log_path: str | Path | None = None, account: tuple[int, int] | None = None,
     ) -> LocalModelServer:  # fmt: skip
         """Start MLServer for the MLflow model folder ``model_uri`` as model ``name``.
 
-        ``workdir`` (created) holds its log (``mlserver.log``) and runtime files; it must
-        not be inside the model folder. Returns at once: call :meth:`wait_ready`.
+        ``workdir`` (created) holds its runtime files and, unless ``log_path`` names another
+        file, its log (``mlserver.log``); it must not be inside the model folder. With
+        ``account`` ``(uid, gid)`` the process runs as that account with no supplementary
+        groups; the caller makes the folders usable by it. Returns at once: call
+        :meth:`wait_ready`.
         """
         if not _NAME.match(name):
             raise UsageError(
@@ -116,7 +120,7 @@ class LocalModelServer:
         # folder of our own means the model comes from the environment only, as in KServe.
         repository = workdir / "repository"
         repository.mkdir(parents=True, exist_ok=True)
-        log_path = workdir / "mlserver.log"
+        log_path = Path(log_path).resolve() if log_path else workdir / "mlserver.log"
         http_port, grpc_port = free_port(host), free_port(host)
         metrics_port = free_port(host) if metrics else None
         env = {k: v for k, v in os.environ.items() if _INHERITED.match(k)}
@@ -126,10 +130,15 @@ class LocalModelServer:
         )
         env.update(extra_env or {})
         command = [str(environment.python), "-m", "mlserver.cli.main", "start", str(repository)]
+        # Popen's user/group/extra_groups switch ids in the child without a preexec_fn (which
+        # is unsafe in a threaded service); extra_groups=[] drops the platform's groups.
+        ids = (
+            {} if account is None else {"user": account[0], "group": account[1], "extra_groups": []}
+        )
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                stderr=subprocess.STDOUT, start_new_session=True, **ids,
             )  # fmt: skip
         handle = ModelServerHandle(
             name=name, model_uri=model_uri, pid=process.pid, host=host, http_port=http_port,
