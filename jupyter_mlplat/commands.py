@@ -211,6 +211,41 @@ def _approval(action):
     return run
 
 
+def _serving(action):
+    def run(ns, env):
+        fluent = _fluent()
+        if action == "deploy":
+            return fluent.deploy(ns.model, ns.version, target=ns.target, canary=ns.canary)
+        if action == "list":
+            return fluent.deployments()
+        return getattr(fluent, action)(ns.model, target=ns.target)
+
+    return run
+
+
+def _predict(ns, env):
+    if env.in_notebook:
+        if ns.data not in env.namespace:
+            raise UsageError(
+                f"There is no variable named {ns.data!r} in this notebook; pass the name of a "
+                "DataFrame (or list of records) to --data."
+            )
+        if ns.output and not ns.output.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, got {ns.output!r}.")
+        data = env.namespace[ns.data]
+    else:
+        data = _read_table(ns.data)
+    result = _fluent().predict(ns.model, data, target=ns.target)
+    if ns.output and env.in_notebook:
+        env.namespace[ns.output] = result
+    elif ns.output:
+        result.to_csv(ns.output, index=False)
+        from .display import Message
+
+        return Message(f"Wrote {len(result)} predictions to {ns.output}.")
+    return result
+
+
 def _audit_verify(ns, env):
     return _fluent().audit_verify()
 
@@ -388,6 +423,52 @@ COMMANDS: tuple[Command, ...] = (
         (Arg("path", nargs="?", help="default: the configured feature repo"),),
     ),  # fmt: skip
     Command(
+        ("deploy",),
+        "serve an approved version (all traffic, or --canary PERCENT next to the current)",
+        _serving("deploy"),
+        (
+            Arg("model", metavar="MODEL"),
+            Arg("version", metavar="VERSION"),
+            _TARGET,
+            Arg("--canary", type=int, metavar="PERCENT", help="1-99: share of the traffic"),
+        ),
+    ),  # fmt: skip
+    Command(("deployments",), "deployments you may see", _serving("list"), ()),
+    Command(
+        ("promote",),
+        "give the canary all the traffic",
+        _serving("promote"),
+        (Arg("model", metavar="MODEL"), _TARGET),
+    ),  # fmt: skip
+    Command(
+        ("rollback",),
+        "drop the canary, or go back to the previous version",
+        _serving("rollback"),
+        (Arg("model", metavar="MODEL"), _TARGET),
+    ),  # fmt: skip
+    Command(
+        ("undeploy",),
+        "stop serving a model for a target",
+        _serving("undeploy"),
+        (Arg("model", metavar="MODEL"), _TARGET),
+    ),  # fmt: skip
+    Command(
+        ("predict",),
+        "predictions of a deployment (a DataFrame back)",
+        _predict,
+        (
+            Arg("model", metavar="MODEL"),
+            Arg(
+                "--data",
+                required=True,
+                metavar="VAR",
+                help="a DataFrame variable (in a terminal: a CSV or parquet file)",
+            ),
+            _TARGET,
+            Arg("-o", "--output", metavar="VAR", help="store the result (terminal: a file)"),
+        ),
+    ),  # fmt: skip
+    Command(
         ("hub", "add-user"),
         "add a user to the embedded hub's users file (prints the password)",
         _hub_users("add"),
@@ -428,7 +509,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 # Named in the design and built by later releases.
-PLANNED = ("pipeline", "deploy", "deployments", "promote", "undeploy", "rollback", "predict", "job")
+PLANNED = ("pipeline", "job")
 ALIASES = {"approvals": "approval"}
 
 BY_WORDS: dict[tuple[str, ...], Command] = {c.words: c for c in COMMANDS}

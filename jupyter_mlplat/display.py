@@ -134,3 +134,55 @@ class ApprovalListView:
             "<th>status</th><th>requester</th><th>approvals</th><th>checks</th></tr>"
             f"{rows}</table>"
         )
+
+
+class DeploymentView(_View):
+    """One deployment: its traffic split, each version's server and where it comes from."""
+
+    def __repr__(self) -> str:
+        d = self.model
+        split = ", ".join(f"v{t.version} {t.percent}% ({t.server})" for t in d.traffic)
+        lines = [f"Deployment {d.name}: {d.status.upper()}" + (f" — {split}" if split else "")]
+        for t in d.traffic:
+            lines.append(
+                f"  v{t.version}: approval #{t.approval_id}, frozen copy sha256 {t.digest}, "
+                f"run {t.run_id}"
+            )
+            if t.log_tail:
+                lines.append(f"    server log ends: {t.log_tail.strip().splitlines()[-1]}")
+        p = d.provenance
+        if p.get("notebook_hash") or p.get("feature_refs"):
+            refs = ", ".join(p.get("feature_refs") or []) or "none"
+            lines.append(f"  notebook sha256 {p.get('notebook_hash') or '?'}; features {refs}")
+        if d.previous_version:
+            lines.append(f"  rollback returns to v{d.previous_version}")
+        lines.append(f"  V2 endpoint: <platform service>/{d.endpoint}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{_e(repr(self))}</pre>"
+
+
+class DeploymentListView:
+    """Deployments as a table."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        if not self.items:
+            return "No deployments you can see."
+        rows = []
+        for d in self.items:
+            split = ", ".join(f"v{t.version} {t.percent}% {t.server}" for t in d.traffic) or "-"
+            rows.append(f"{d.name:32} {d.status:10} {d.team:12} {split}")
+        return "\n".join([f"{'name':32} {'status':10} {'team':12} traffic", *rows])
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{_e(repr(self))}</pre>"

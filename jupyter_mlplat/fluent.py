@@ -275,6 +275,61 @@ def reject(request_id: int, *, comment: str | None = None):
     return ApprovalView(_client().reject(request_id, comment))
 
 
+def deploy(model: str, version, *, target: str = "staging", canary: int | None = None):
+    """Serve an approved ``model`` ``version`` for ``target`` (all traffic, or ``canary``
+    percent next to the current version)."""
+    from .display import DeploymentView
+
+    return DeploymentView(_client().deploy(model, str(version), target, canary))
+
+
+def deployments():
+    """The deployments you may see: traffic split, servers and provenance."""
+    from .display import DeploymentListView
+
+    return DeploymentListView(_client().iterate("list_deployments", limit=1000))
+
+
+def _deployment_name(model: str, target: str) -> str:
+    return f"{model}-{target}"
+
+
+def promote(model: str, *, target: str = "staging"):
+    """Give the canary of ``model``'s ``target`` deployment all the traffic."""
+    from .display import DeploymentView
+
+    return DeploymentView(_client().promote(_deployment_name(model, target)))
+
+
+def rollback(model: str, *, target: str = "staging"):
+    """Drop the canary; without one, serve the previous version again."""
+    from .display import DeploymentView
+
+    return DeploymentView(_client().rollback(_deployment_name(model, target)))
+
+
+def undeploy(model: str, *, target: str = "staging"):
+    """Stop serving ``model`` for ``target``."""
+    from .display import DeploymentView
+
+    return DeploymentView(_client().undeploy(_deployment_name(model, target)))
+
+
+def predict(model: str, data, *, target: str = "staging"):
+    """Predictions of the deployment of ``model`` for ``target`` on ``data`` (a DataFrame, a
+    list of records or a dict of columns), as a DataFrame (one column per model output)."""
+    import pandas as pd
+
+    from .serving.v2 import frame_of
+
+    frame = frame_of(data)
+    records = frame.to_dict(orient="records")
+    answer = _client().predict(_deployment_name(model, target), records, None)
+    result = pd.DataFrame(answer.outputs)
+    result.attrs.update(deployment=answer.deployment, version=answer.version)
+    return result
+
+
 def audit_verify():
     """Re-compute the audit chain; names the first broken event (reviewers and admins)."""
     from .display import AuditVerifyView

@@ -471,6 +471,54 @@ class MlplatSettings(Configurable):
     def _default_frozen_artifacts_dir(self):
         return str(Path(self.home) / "frozen")
 
+    serving_python = Unicode(
+        "",
+        config=True,
+        help="""Python of the serving environment that runs MLServer + mlserver-mlflow (built by
+        `make install` beside the project's venv); empty means <this venv>-serving/bin/python.
+        Example: c.MlplatSettings.serving_python = "/opt/mlplat/venv-serving/bin/python" """,
+    )
+    serving_dir = Unicode(
+        config=True,
+        help="""Folder of the local model servers: one subfolder per deployment version with
+        its read-only model files, MLServer's log and working files. The model servers' OS
+        accounts must be able to traverse to it, so when the platform runs as root it is not
+        inside the (private) data directory: default /var/lib/mlplat-serving/<id of the data
+        directory>, else deployments/ in the data directory.
+        Example: c.MlplatSettings.serving_dir = "/srv/mlplat/deployments" """,
+    )
+
+    @default("serving_dir")
+    def _default_serving_dir(self):
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and self.serving_account_prefix:
+            import hashlib
+
+            key = hashlib.sha256(str(Path(self.home).expanduser().resolve()).encode())
+            return f"/var/lib/mlplat-serving/{key.hexdigest()[:12]}"
+        return str(Path(self.home) / "deployments")
+
+    serving_ready_timeout = Float(
+        90.0,
+        config=True,
+        help="""Seconds a local model server has to load its model and answer ready; past it the
+        deploy fails with the server's log. Example: c.MlplatSettings.serving_ready_timeout = 120""",
+    )
+    serving_stop_grace_seconds = Float(
+        10.0,
+        config=True,
+        help="""Seconds a local model server gets to stop after SIGTERM before it is killed.
+        Example: c.MlplatSettings.serving_stop_grace_seconds = 5""",
+    )
+    serving_account_prefix = Unicode(
+        "mlplat-serve-",
+        config=True,
+        help="""When the platform runs as root, each team's model servers run as the OS account
+        <prefix><team> (a model is the team's code, never run with the platform's rights);
+        leaving it empty is refused as root (model servers would run as root). Without root,
+        model servers run as the platform's own account.
+        Example: c.MlplatSettings.serving_account_prefix = "mlplat-serve-" """,
+    )
+
     store_timeout_seconds = Float(
         10.0,
         config=True,

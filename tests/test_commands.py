@@ -44,7 +44,7 @@ def test_a_command_of_the_other_side_says_where_it_belongs(ipython_shell, capsys
     assert_one_line_error(result, captured, UsageError, "run `mlplat up`")
     assert main(["run"]) == 2
     assert "cell magic `%%mlplat run`" in capsys.readouterr().err
-    assert main(["deploy", "m", "1"]) == 2
+    assert main(["job", "run", "x.ipynb"]) == 2
     assert "not available in this version yet" in capsys.readouterr().err
 
 

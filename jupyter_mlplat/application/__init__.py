@@ -14,8 +14,9 @@ from ..settings import MlplatSettings
 from .core import CoreArea
 from .endpoints import Area, Context, Endpoint, endpoint, parse_request
 from .governance import GovernanceArea
+from .serving import ServingArea
 
-AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea)
+AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea)
 ENDPOINTS: dict[str, Endpoint] = {ep.name: ep for area in AREAS for ep in area.endpoints}
 
 

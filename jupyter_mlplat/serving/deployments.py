@@ -107,10 +107,15 @@ def get(store: Store, identity: Identity, name: str) -> Deployment:
     return row
 
 
-def list_for(store: Store, identity: Identity) -> list[Deployment]:
-    """The deployments ``identity`` may see, newest change first."""
+def list_for(
+    store: Store, identity: Identity, after_id: int = 0, limit: int = 100
+) -> list[Deployment]:
+    """The deployments ``identity`` may see (their teams', or all for reviewers and
+    admins), by id after ``after_id``."""
     with store.session() as session:
-        query = select(Deployment).order_by(Deployment.updated_at.desc(), Deployment.id.desc())
+        query = (
+            select(Deployment).where(Deployment.id > after_id).order_by(Deployment.id).limit(limit)
+        )
         if not (identity.has_role(ROLE_ADMIN) or identity.has_role(ROLE_REVIEWER)):
             query = query.where(Deployment.team.in_(identity.teams or ("",)))
         rows = session.scalars(query).all()
@@ -119,10 +124,29 @@ def list_for(store: Store, identity: Identity) -> list[Deployment]:
     return list(rows)
 
 
+def active(store: Store) -> list[Deployment]:
+    """Every active deployment (what the local servers must serve)."""
+    with store.session() as session:
+        rows = session.scalars(select(Deployment).where(Deployment.status == ACTIVE)).all()
+        for row in rows:
+            session.expunge(row)
+    return list(rows)
+
+
+Prepare = Callable[[Deployment], None]
+
+
 def deploy(
-    store: Store, identity: Identity, servable: Servable, canary_percent: int | None = None
+    store: Store,
+    identity: Identity,
+    servable: Servable,
+    canary_percent: int | None = None,
+    prepare: Prepare | None = None,
 ) -> Deployment:
-    """Serve ``servable`` at ``<model>-<target>`` (all traffic, or a canary's share)."""
+    """Serve ``servable`` at ``<model>-<target>`` (all traffic, or a canary's share).
+
+    ``prepare(row)`` runs once the change is known to be valid and before it is written,
+    with the row as it will be (the local deployer starts the servers it needs there)."""
     name = deployment_name(servable.model, servable.target)
     canary_percent = check_canary(canary_percent)
     new = _version(servable)
@@ -135,7 +159,7 @@ def deploy(
                 f"{name} serves nothing yet, so there is nothing to canary against; deploy "
                 f"version {servable.version} without --canary first."
             )
-        return _create(store, identity, servable, name, new)
+        return _create(store, identity, servable, name, new, prepare)
 
     def change(row: Deployment) -> str:
         if row.status != ACTIVE:
@@ -159,7 +183,7 @@ def deploy(
         row.canary, row.canary_percent = new, canary_percent
         return "deployment.canary"
 
-    return _change(store, identity, name, change)
+    return _change(store, identity, name, change, prepare)
 
 
 def promote(store: Store, identity: Identity, name: str) -> Deployment:
@@ -177,7 +201,9 @@ def promote(store: Store, identity: Identity, name: str) -> Deployment:
     return _change(store, identity, name, change)
 
 
-def rollback(store: Store, identity: Identity, name: str) -> Deployment:
+def rollback(
+    store: Store, identity: Identity, name: str, prepare: Prepare | None = None
+) -> Deployment:
     def change(row: Deployment) -> str:
         _require_active(row)
         if row.canary:
@@ -191,7 +217,7 @@ def rollback(store: Store, identity: Identity, name: str) -> Deployment:
         row.primary, row.previous = row.previous, None
         return "deployment.rollback"
 
-    return _change(store, identity, name, change)
+    return _change(store, identity, name, change, prepare)
 
 
 def undeploy(store: Store, identity: Identity, name: str) -> Deployment:
@@ -208,7 +234,27 @@ def _require_active(row: Deployment) -> None:
         raise ConflictError(f"{row.name} is undeployed; deploy it again first.")
 
 
-def _create(store: Store, identity: Identity, servable: Servable, name: str, new: dict):
+def _create(
+    store: Store,
+    identity: Identity,
+    servable: Servable,
+    name: str,
+    new: dict,
+    prepare: Prepare | None = None,
+):
+    if prepare is not None:
+        prepare(
+            Deployment(
+                name=name,
+                model=servable.model,
+                target=servable.target,
+                team=servable.team,
+                status=ACTIVE,
+                primary=new,
+                canary=None,
+                canary_percent=0,
+            )  # fmt: skip
+        )
     try:
         with store.transaction() as session:
             row = Deployment(
@@ -230,12 +276,16 @@ def _create(store: Store, identity: Identity, servable: Servable, name: str, new
     return row
 
 
-def _change(store: Store, identity: Identity, name: str, change) -> Deployment:
+def _change(
+    store: Store, identity: Identity, name: str, change, prepare: Prepare | None = None
+) -> Deployment:
     """Apply ``change(row) -> action`` to the row of ``name`` if nobody changed it meanwhile."""
     current = get(store, identity, name)
     check_can_change(identity, current)
     before, revision = snapshot(current), current.revision
     action = change(current)
+    if prepare is not None:
+        prepare(current)
     with store.transaction() as session:
         done = session.execute(
             update(Deployment)
