@@ -27,6 +27,12 @@ _FLUENT = (
     "approve",
     "reject",
     "audit_verify",
+    "deploy",
+    "deployments",
+    "promote",
+    "rollback",
+    "undeploy",
+    "predict",
     "audit_export",
 )
 

@@ -135,6 +135,14 @@ def write_home(home, hub: JupyterHubProcess | None, spawner: dict | None = None,
     lines = ["c = get_config()  # noqa: F821"]
     lines += [f"c.MlplatHub.{key} = {value!r}" for key, value in knobs.items()]
     lines += spawner_config_lines(spawner)
+    if hub is not None and running_as_root():
+        # Model servers run as test accounts too, in a folder those accounts can reach.
+        served = Path(tempfile.mkdtemp(prefix="serving-", dir=isolation_root()))
+        os.chmod(served, 0o711)
+        lines += [
+            f"c.MlplatSettings.serving_account_prefix = {TEST_ACCOUNT_PREFIX + 'serve-'!r}",
+            f"c.MlplatSettings.serving_dir = {str(served)!r}",
+        ]
     (home / "mlplat_config.py").write_text("\n".join(lines) + "\n")
 
 

@@ -223,6 +223,50 @@ class ServingArea(Area):
             deployment=row.name, version=version["version"], outputs=v2.outputs_of(body)
         )
 
+    def v2(self, context: Context, name: str, method: str, rest: str, body: bytes) -> dict:
+        """The Open Inference Protocol of deployment ``name`` under the platform service, for
+        standard V2 clients: ``v2/models/<name>`` (metadata), ``…/ready``, ``…/infer`` and
+        ``v2/health/ready|live``; routed by the traffic split like ``predict``."""
+        import json
+
+        import requests
+
+        from ..errors import NotFoundError, UsageError
+        from ..serving import deployments
+
+        row = deployments.get(self.resources.store, context.identity, name)
+        version = deployments.pick(row)
+        parts = rest.strip("/").split("/")
+        if parts[:1] == ["health"] and len(parts) == 2 and method == "GET":
+            state = self._ready_server(row, version)
+            return {"live": True} if parts[1] == "live" else {"ready": state.status == "ready"}
+        if parts[:1] != ["models"] or len(parts) < 2 or len(parts) > 3:
+            raise NotFoundError(f"There is no V2 route {rest!r}; see /v2/models/{name}.")
+        if parts[1] != name:
+            raise NotFoundError(f"Deployment {name} serves the model {name!r}, not {parts[1]!r}.")
+        action = parts[2] if len(parts) == 3 else ""
+        if action == "infer":
+            if method != "POST":
+                raise UsageError("V2 inference is a POST with a JSON body.")
+            try:
+                payload = json.loads(body or b"{}")
+            except ValueError:
+                raise UsageError("The V2 request body is not JSON.") from None
+            return self.infer(row, version, payload)
+        if method != "GET" or action not in ("", "ready"):
+            raise NotFoundError(f"There is no V2 route {method} {rest!r}.")
+        state = self._ready_server(row, version)
+        url = f"{state.base_url}/v2/models/{state.model_name}" + (f"/{action}" if action else "")
+        try:
+            response = requests.get(url, timeout=PREDICT_TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            raise self._down(row, version, exc) from exc
+        if action == "ready":
+            return {"name": name, "ready": response.status_code == 200}
+        if response.status_code != 200:
+            raise self._down(row, version, f"HTTP {response.status_code}")
+        return {**response.json(), "name": name}
+
     def infer(self, row, version: dict, payload: dict) -> dict:
         """POST a V2 ``payload`` to the server of ``version``; its JSON answer.
 

@@ -135,6 +135,28 @@ def _quietly(function, *args) -> None:
         log.warning("could not record an idempotency key", exc_info=True)
 
 
+class V2Handler(BaseHandler):
+    """``api/deployments/<name>/v2/...``: the Open Inference Protocol of a deployment, for
+    standard V2 clients, with the caller's hub identity (see ServingArea.v2)."""
+
+    metric_name = "v2"
+
+    async def prepare(self) -> None:
+        self.caller_ = await self.caller()  # before the body is looked at
+        self.check_body_size()
+
+    async def _serve(self, name: str, rest: str) -> None:
+        serving = self.context.platform.areas["serving"]
+        context = Context(identity=self.caller_.identity, kind=self.caller_.kind)
+        answer = await asyncio.to_thread(
+            serving.v2, context, name, self.request.method, rest, self.request.body
+        )
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(answer))
+
+    get = post = _serve
+
+
 class PrefixHealthHandler(BaseHandler):
     metric_name = "health"
 
@@ -171,6 +193,11 @@ def routes(prefix: str, context: ServiceContext) -> list[tuple]:
     table: list[tuple] = [
         (rf"{prefix}/?", PrefixHealthHandler, {"context": context}),
         (rf"{prefix}/metrics", MetricsHandler, {"context": context}),
+        (
+            rf"{prefix}/api/deployments/(?P<name>[a-z0-9-]+)/v2/(?P<rest>.*)",
+            V2Handler,
+            {"context": context},
+        ),
     ]
     for pattern, endpoints in by_path.items():
         table.append(
@@ -200,6 +227,17 @@ def _prune_keys(app: web.Application) -> None:
                 log.info("pruned %d idempotency keys past their TTL", removed)
 
     asyncio.get_running_loop().run_in_executor(None, prune)
+
+
+def _serve_recorded_deployments(context: ServiceContext) -> None:
+    """At start: the recorded active deployments are served again (in the background)."""
+    try:
+        states = context.platform.areas["serving"].reconcile()
+    except Exception:  # noqa: BLE001 - logged; the service serves everything else meanwhile
+        log.exception("could not bring recorded deployments back")
+        return
+    for state in states:
+        log.info("deployment %s v%s: %s", state.deployment, state.version, state.status)
 
 
 def make_app(settings: MlplatSettings, context: ServiceContext | None = None) -> web.Application:
@@ -239,6 +277,9 @@ async def serve(settings: MlplatSettings) -> None:
         log.warning("JUPYTERHUB_API_URL/JUPYTERHUB_API_TOKEN are not set: every token will fail.")
     pruner = PeriodicCallback(lambda: _prune_keys(app), PRUNE_EVERY_SECONDS * 1000)
     pruner.start()
+    context: ServiceContext = app.settings["context"]
+    loop_ = asyncio.get_running_loop()
+    loop_.run_in_executor(None, _serve_recorded_deployments, context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -248,6 +289,7 @@ async def serve(settings: MlplatSettings) -> None:
     pruner.stop()
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=5)
+    await asyncio.to_thread(context.platform.resources.close)  # the model servers too
 
 
 def main() -> int:
