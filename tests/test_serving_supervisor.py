@@ -350,3 +350,19 @@ def test_stop_and_close_leave_no_process(servers, platform):
     servers.close()
     assert_group_gone(fraud_pid)
     assert servers_of(CHURN) == [] and servers_of(FRAUD) == []
+
+
+def test_servers_of_a_killed_platform_are_stopped_by_the_next_one(platform):
+    """The platform service killed with -9 leaves its model servers running (each in a
+    session of its own); the next supervisor on the same root stops them before serving."""
+    root = platform.base / "serving-3"
+    first = LocalServers(None, root, ready_timeout=60, stop_grace=5, account_prefix=PREFIX)
+    orphan = first.ensure(*churn(platform, "7"))
+    assert group(orphan.pid)  # running; `first` is dropped without close(), as on a kill -9
+    second = LocalServers(None, root, ready_timeout=60, stop_grace=5, account_prefix=PREFIX)
+    try:
+        assert_group_gone(orphan.pid)
+        (state,) = second.reconcile([churn(platform, "7")])
+        assert state.status == "ready" and state.pid != orphan.pid
+    finally:
+        second.close()

@@ -156,6 +156,39 @@ class LocalServers:
         self._lock = threading.Lock()  # guards the dicts and every entry's fields
         self._setup = threading.Lock()  # environment check and account creation
         self._closed = False
+        self._reap_stale()
+
+    # --- servers a previous run of the platform left -------------------------------------
+
+    def _pidfile(self, deployment: str, version: str) -> Path:
+        return self.root / "pids" / f"{deployment}__{version}.pid"
+
+    def _remember(self, deployment: str, version: str, pgid: int) -> None:
+        folder = self.root / "pids"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        self._pidfile(deployment, version).write_text(f"{pgid}\n")
+
+    def _forget(self, deployment: str, version: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._pidfile(deployment, version).unlink()
+
+    def _reap_stale(self) -> None:
+        """Kill the model servers a previous run of the platform started and did not stop
+        (it was killed): they run in sessions of their own, so nothing else would, and they
+        would hold their ports and serve unsupervised."""
+        folder = self.root / "pids"
+        if not folder.is_dir():
+            return
+        for pidfile in folder.glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pgid = int(pidfile.read_text().strip())
+                cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+                if b"mlserver" in cmdline:
+                    os.killpg(pgid, signal.SIGKILL)
+                    log.warning("stopped model server group %d left by a previous run", pgid)
+            with contextlib.suppress(FileNotFoundError):
+                pidfile.unlink()
 
     # --- asking -------------------------------------------------------------------------
 
@@ -240,6 +273,7 @@ class LocalServers:
             )  # fmt: skip
             with self._lock:
                 entry.server = server
+            self._remember(deployment, version, server.handle.pid)
             server.wait_ready(self.ready_timeout)
         except Exception as exc:
             with self._lock:
@@ -402,6 +436,7 @@ class LocalServers:
                 return
             if entry.server is not None:
                 entry.server.stop(self.stop_grace)
+            self._forget(*key)
             with self._lock:
                 entry.status, entry.tail = STOPPED, ""
             if remove:
