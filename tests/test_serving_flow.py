@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.errors import (
@@ -126,6 +127,9 @@ def test_deploy_predict_canary_promote_rollback_undeploy(serving, versions):
 
     promoted = alice.promote(f"{name}-staging")
     assert [(t.version, t.percent) for t in promoted.traffic] == [(v[2], 100)]
+    registry = MlflowClient(serving.settings.tracking_uri)  # the mirror of what is deployed
+    assert registry.get_model_version_by_alias(name, "deployed-staging").version == v[2]
+    assert registry.get_model_version(name, v[1]).tags["mlplat.deployed.staging"] == "0"
     assert predicted(alice, name, X.head(1))[0] == v[2]
     back = alice.rollback(f"{name}-staging")
     assert [(t.version, t.percent) for t in back.traffic] == [(v[1], 100)]
@@ -133,6 +137,7 @@ def test_deploy_predict_canary_promote_rollback_undeploy(serving, versions):
 
     gone = alice.undeploy(f"{name}-staging")
     assert gone.status == "undeployed" and gone.traffic == []
+    assert "deployed-staging" not in registry.get_registered_model(name).aliases
     with pytest.raises(NotFoundError, match="undeployed"):
         predicted(alice, name, X.head(1))
     store = get_store(serving.settings)

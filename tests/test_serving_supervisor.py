@@ -361,6 +361,9 @@ def test_servers_of_a_killed_platform_are_stopped_by_the_next_one(platform):
     assert group(orphan.pid)  # running; `first` is dropped without close(), as on a kill -9
     second = LocalServers(None, root, ready_timeout=60, stop_grace=5, account_prefix=PREFIX)
     try:
+        deadline = time.monotonic() + 10  # SIGKILL is sent; the processes die a moment later
+        while group(orphan.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert_group_gone(orphan.pid)
         (state,) = second.reconcile([churn(platform, "7")])
         assert state.status == "ready" and state.pid != orphan.pid

@@ -23,6 +23,19 @@ from ..api.serving import (
 from .endpoints import Area, Context, endpoint
 
 PREDICT_TIMEOUT_SECONDS = 60
+_SESSIONS = __import__("threading").local()
+
+
+def _http():
+    """This thread's HTTP session to the model servers: kept-alive connections (a new TCP
+    connection per prediction cost a third of the service's time under load)."""
+    import requests
+
+    session = getattr(_SESSIONS, "session", None)
+    if session is None:
+        session = _SESSIONS.session = requests.Session()
+        session.trust_env = False  # loopback only: no proxy from the environment
+    return session
 
 
 class ServingArea(Area):
@@ -59,6 +72,22 @@ class ServingArea(Area):
             row = session.query(Deployment).filter_by(name=name).first()
             wanted = {v["version"] for v, _ in traffic(row)} if row is not None else set()
         self.servers.keep_only(name, wanted)
+
+    def _mirror(self, row) -> None:
+        """Best effort: the registry shows what is deployed (the store is the record)."""
+        import logging
+
+        from ..governance.registry import mirror_deployment
+        from ..serving.deployments import traffic
+
+        shares = {v["version"]: 0 for v in (row.previous, row.primary, row.canary) if v}
+        shares.update({v["version"]: percent for v, percent in traffic(row)})
+        try:
+            mirror_deployment(self.settings, row.model, row.target, shares)
+        except Exception:  # noqa: BLE001 - MLflow is a copy; the deployment stands
+            logging.getLogger(__name__).warning(
+                "Could not mirror deployment %s to MLflow", row.name, exc_info=True
+            )
 
     def _describe(self, row) -> DescribeDeployment:
         from ..serving.deployments import traffic
@@ -142,6 +171,7 @@ class ServingArea(Area):
             )
         finally:
             self._settle(name)
+        self._mirror(row)
         return self._describe(row)
 
     @endpoint("GET", "api/deployments", ListDeployments, ListDeploymentsResponse)
@@ -177,6 +207,7 @@ class ServingArea(Area):
             row = deployments.promote(self.resources.store, context.identity, request.name)
         finally:
             self._settle(request.name)
+        self._mirror(row)
         return self._describe(row)
 
     @endpoint(
@@ -192,6 +223,7 @@ class ServingArea(Area):
             )
         finally:
             self._settle(request.name)
+        self._mirror(row)
         return self._describe(row)
 
     @endpoint(
@@ -205,6 +237,7 @@ class ServingArea(Area):
             row = deployments.undeploy(self.resources.store, context.identity, request.name)
         finally:
             self._settle(request.name)
+        self._mirror(row)
         return self._describe(row)
 
     @endpoint("POST", "api/deployments/{name}/predict", Predict, PredictResponse)
@@ -258,7 +291,7 @@ class ServingArea(Area):
         state = self._ready_server(row, version)
         url = f"{state.base_url}/v2/models/{state.model_name}" + (f"/{action}" if action else "")
         try:
-            response = requests.get(url, timeout=PREDICT_TIMEOUT_SECONDS)
+            response = _http().get(url, timeout=PREDICT_TIMEOUT_SECONDS)
         except requests.RequestException as exc:
             raise self._down(row, version, exc) from exc
         if action == "ready":
@@ -279,7 +312,7 @@ class ServingArea(Area):
         state = self._ready_server(row, version)
         url = f"{state.base_url}/v2/models/{state.model_name}/infer"
         try:
-            response = requests.post(url, json=payload, timeout=PREDICT_TIMEOUT_SECONDS)
+            response = _http().post(url, json=payload, timeout=PREDICT_TIMEOUT_SECONDS)
         except requests.RequestException as exc:
             raise self._down(row, version, exc) from exc
         if response.status_code == 200:

@@ -17,6 +17,7 @@ MLflow's ``RESOURCE_DOES_NOT_EXIST`` means that a run, version or model does not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -501,3 +502,25 @@ def mirror(settings: MlplatSettings, model: str, version: str, target: str, stat
         client.set_model_version_tag(model, str(version), f"mlplat.approval.{target}", status)
         if status in ("approved", "deployed"):
             client.set_registered_model_alias(model, target, str(version))
+
+
+def mirror_deployment(
+    settings: MlplatSettings, model: str, target: str, serving: dict[str, int]
+) -> None:
+    """Reflect what a deployment serves in MLflow: the alias ``deployed-<target>`` on the
+    version taking most traffic (removed when nothing is served) and, on every version of
+    ``serving``, the tag ``mlplat.deployed.<target>`` with its share in percent (0 for one it
+    no longer serves)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    alias = f"deployed-{target}"
+    with translated_errors(settings):
+        for version, percent in serving.items():
+            client.set_model_version_tag(model, version, f"mlplat.deployed.{target}", str(percent))
+        if any(serving.values()):
+            primary = max(serving, key=serving.get)
+            client.set_registered_model_alias(model, alias, primary)
+        else:
+            with contextlib.suppress(MlflowException):  # there was none
+                client.delete_registered_model_alias(model, alias)

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from tornado import web
@@ -32,6 +33,7 @@ from .base import BaseHandler, NotFoundHandler, ServiceContext
 log = logging.getLogger("jupyter_mlplat.service")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SERVICE_THREADS = 32
 
 
 class EndpointHandler(BaseHandler):
@@ -256,6 +258,9 @@ def make_app(settings: MlplatSettings, context: ServiceContext | None = None) ->
 
 async def serve(settings: MlplatSettings) -> None:
     """Listen on ``settings.service_bind_url`` until SIGTERM or SIGINT."""
+    # Endpoints run in threads (to_thread); Python's default of min(32, cpus + 4) would cap
+    # predictions forwarded at once to 6 on two cores.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(SERVICE_THREADS))
     app = make_app(settings)
     bind = urlsplit(settings.service_bind_url)
     # Bodies far past the limit are cut off at the connection; the handler answers a
