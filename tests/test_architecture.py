@@ -22,7 +22,7 @@ APPLICATION = {"application"}
 DOMAIN = {
     "governance", "tracking", "features", "profiles", "identity", "params", "serving", "store",
 }  # fmt: skip
-BASE = {"api", "errors", "ports", "settings", "times", "resources", "version"}
+BASE = {"api", "errors", "oslayer", "ports", "settings", "times", "resources", "version"}
 
 
 def module_name(path: Path) -> str:

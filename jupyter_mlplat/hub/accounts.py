@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import stat
 import subprocess
 from pathlib import Path
 
 from ..errors import MlplatError, UsageError
+from ..oslayer import SAFE_ACCOUNT, unreachable_part  # noqa: F401 (re-exported)
 
-# What useradd accepts on every distribution (Debian's default NAME_REGEX), within 32 chars.
-SAFE_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 NO_LOGIN = next(
     (p for p in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(p)), "/bin/false"
 )
@@ -84,26 +82,6 @@ def ensure_home(home: Path, entry: pwd.struct_passwd) -> None:
             f"{home} exists but is not a folder owned by {entry.pw_name}; "
             "move it away or give it to that account."
         )
-
-
-def unreachable_part(path: str, uid: int, gid: int) -> str | None:
-    """The first folder (or the file) on the way to ``path`` that ``uid`` cannot
-    traverse (or run), judged from the mode bits; None if the way is open."""
-    real = Path(os.path.realpath(path))
-    for part in [*reversed(real.parents), real]:
-        try:
-            info = os.stat(part)
-        except OSError:
-            return str(part)
-        if info.st_uid == uid:
-            allowed = info.st_mode & stat.S_IXUSR
-        elif info.st_gid == gid:
-            allowed = info.st_mode & stat.S_IXGRP
-        else:
-            allowed = info.st_mode & stat.S_IXOTH
-        if not allowed:
-            return str(part)
-    return None
 
 
 def isolation_notice(isolating: bool, account_prefix: str = "jupyter-") -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MlplatError, ServiceUnavailable, UsageError
+from ..oslayer import SAFE_ACCOUNT, unreachable_part
 from .environment import ServingEnvironment, find_serving_environment
 from .local import LocalModelServer, ModelServerFailed
 
@@ -43,8 +44,6 @@ STARTING, READY, FAILED, CRASHED, STOPPED = "starting", "ready", "failed", "cras
 # Deployment names and versions become path segments: no '/', no leading '.'.
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-# The hub's rule for OS account names (hub/accounts.py; a top layer, so not imported here).
-_SAFE_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 _NO_LOGIN = next(
     (p for p in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(p)), "/bin/false"
 )
@@ -91,26 +90,6 @@ def _tail(path: Path | None, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
-def _unreachable_part(path: Path, uid: int, gid: int) -> str | None:
-    """The first folder (or the file) on the way to ``path`` that ``uid`` cannot traverse
-    (or run), judged from the mode bits, as hub/accounts.py's ``unreachable_part``."""
-    real = Path(os.path.realpath(path))
-    for part in [*reversed(real.parents), real]:
-        try:
-            info = os.stat(part)
-        except OSError:
-            return str(part)
-        if info.st_uid == uid:
-            allowed = info.st_mode & stat.S_IXUSR
-        elif info.st_gid == gid:
-            allowed = info.st_mode & stat.S_IXGRP
-        else:
-            allowed = info.st_mode & stat.S_IXOTH
-        if not allowed:
-            return str(part)
-    return None
 
 
 def _mkdir(path: Path, mode: int, uid: int = -1, gid: int = -1) -> Path:
@@ -313,7 +292,7 @@ class LocalServers:
         if self.account_prefix is None:
             return None
         name = f"{self.account_prefix}{team}"
-        if not _SAFE_ACCOUNT.fullmatch(name):
+        if not SAFE_ACCOUNT.fullmatch(name):
             raise UsageError(
                 f"Team {team!r} cannot have a model server account: {name!r} is not a safe "
                 "account name (lowercase letters, digits, '_' and '-', at most 31 characters)."
@@ -334,7 +313,7 @@ class LocalServers:
             ("the serving venv", environment.python.parent),
             ("the serving root", self.root.parent),  # the root itself is made 0711 here
         ):
-            closed = _unreachable_part(path, account.pw_uid, account.pw_gid)
+            closed = unreachable_part(path, account.pw_uid, account.pw_gid)
             if closed:
                 raise ServiceUnavailable(
                     f"The model server account {account.pw_name} cannot reach {what} {path}: "
