@@ -148,27 +148,37 @@ def _log(ns, env):
     return _fluent().log(parse_pairs(ns.pairs), step=ns.step)
 
 
-def _features(ns, env):
-    if env.in_notebook:
-        if ns.entities not in env.namespace:
-            raise UsageError(
-                f"There is no variable named {ns.entities!r} in this notebook; create a pandas "
-                "DataFrame with the entity columns and pass its name to --entities."
-            )
-        if ns.output and not ns.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, got {ns.output!r}.")
-        entities = env.namespace[ns.entities]
-    else:
-        entities = _read_table(ns.entities)
-    df = _fluent().get_features(ns.features, entities, historical=ns.historical)
+def _table_input(ns, env, name: str, flag: str, what: str):
+    """The table a command reads: a notebook variable (``-o`` checked too), else a file."""
+    if not env.in_notebook:
+        return _read_table(name)
+    if name not in env.namespace:
+        raise UsageError(
+            f"There is no variable named {name!r} in this notebook; pass the name of {what} "
+            f"to {flag}."
+        )
+    if ns.output and not ns.output.isidentifier():
+        raise UsageError(f"-o needs a Python variable name, got {ns.output!r}.")
+    return env.namespace[name]
+
+
+def _table_output(ns, env, df, noun: str):
+    """``df`` stored in the ``-o`` variable (a notebook) or file (a terminal), or returned."""
     if ns.output and env.in_notebook:
         env.namespace[ns.output] = df
     elif ns.output:
         df.to_csv(ns.output, index=False)
         from .display import Message
 
-        return Message(f"Wrote {len(df)} rows to {ns.output}.")
+        return Message(f"Wrote {len(df)} {noun} to {ns.output}.")
     return df
+
+
+def _features(ns, env):
+    what = "a pandas DataFrame with the entity columns"
+    entities = _table_input(ns, env, ns.entities, "--entities", what)
+    df = _fluent().get_features(ns.features, entities, historical=ns.historical)
+    return _table_output(ns, env, df, "rows")
 
 
 def _read_table(path: str):
@@ -224,26 +234,9 @@ def _serving(action):
 
 
 def _predict(ns, env):
-    if env.in_notebook:
-        if ns.data not in env.namespace:
-            raise UsageError(
-                f"There is no variable named {ns.data!r} in this notebook; pass the name of a "
-                "DataFrame (or list of records) to --data."
-            )
-        if ns.output and not ns.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, got {ns.output!r}.")
-        data = env.namespace[ns.data]
-    else:
-        data = _read_table(ns.data)
+    data = _table_input(ns, env, ns.data, "--data", "a DataFrame (or list of records)")
     result = _fluent().predict(ns.model, data, target=ns.target)
-    if ns.output and env.in_notebook:
-        env.namespace[ns.output] = result
-    elif ns.output:
-        result.to_csv(ns.output, index=False)
-        from .display import Message
-
-        return Message(f"Wrote {len(result)} predictions to {ns.output}.")
-    return result
+    return _table_output(ns, env, result, "predictions")
 
 
 def _audit_verify(ns, env):
