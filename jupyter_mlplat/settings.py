@@ -46,6 +46,7 @@ ENV_VARS = {
     "MLPLAT_SERVICE_NAME": "name of the platform service in JupyterHub (default mlplat)",
     "MLPLAT_SERVICE_URL": "URL of the platform service as seen from single-user servers",
     "MLPLAT_CLIENT_TRANSPORT": "auto, http or inprocess: how PlatformClient reaches the platform",
+    "MLPLAT_PROFILES_DIR": "folder of team profiles used by serving and jobs",
     "MLPLAT_STORE_URL": "SQLAlchemy URL of the platform database (default SQLite in MLPLAT_HOME)",
 }
 
@@ -518,6 +519,82 @@ class MlplatSettings(Configurable):
         model servers run as the platform's own account.
         Example: c.MlplatSettings.serving_account_prefix = "mlplat-serve-" """,
     )
+
+    serving_route_cache_seconds = Float(
+        1.0,
+        config=True,
+        help="""Seconds the platform service routes predictions by a deployment's record
+        without reading it again (a change made through this service applies at once; one
+        made through another replica within this bound); 0 reads it on every request.
+        Example: c.MlplatSettings.serving_route_cache_seconds = 0.5""",
+    )
+    serving_supervise_seconds = Float(
+        10.0,
+        config=True,
+        help="""Seconds between the platform service's checks of the local model servers: one
+        that died, or that no longer has its model ready, is restarted from its served copy
+        (at most serving_max_restarts times in a row); 0 turns the checks off.
+        Example: c.MlplatSettings.serving_supervise_seconds = 30""",
+    )
+    serving_max_restarts = Int(
+        3,
+        config=True,
+        help="""Restarts in a row the supervisor gives a model server that keeps dying before it
+        leaves it crashed for a person to look at (a redeploy starts it again and resets the
+        count). Example: c.MlplatSettings.serving_max_restarts = 5""",
+    )
+    serving_storage_uri = Unicode(
+        "",
+        config=True,
+        help="""Kubernetes mode: where the cluster reads the platform's frozen copies, i.e. the
+        frozen_artifacts_dir as KServe's storage initializer sees it; a deployment's storageUri
+        is <this>/sha256/<digest>/model. Required to deploy on Kubernetes.
+        Example: c.MlplatSettings.serving_storage_uri = "pvc://mlplat-frozen" """,
+    )
+    serving_runtime_image = Unicode(
+        "",
+        config=True,
+        help="""Kubernetes mode: the MLServer image of the mlplat ServingRuntime, with
+        mlserver-mlflow and this project's mlflow version (the stock kserve-mlserver image has
+        mlflow 2.x, which cannot load mlflow 3's default skops models). Required to deploy on
+        Kubernetes. Example: c.MlplatSettings.serving_runtime_image = "registry.example.com/mlplat-mlserver:1.7.1" """,
+    )
+    kube_api_url = Unicode(
+        "https://kubernetes.default.svc",
+        config=True,
+        help="""Kubernetes mode: the API server the platform service applies objects to (the
+        in-cluster address by default). Example: c.MlplatSettings.kube_api_url = "https://10.0.0.1:6443" """,
+    )
+    kube_token_file = Unicode(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        config=True,
+        help="""Kubernetes mode: file holding the bearer token of the platform service's account
+        (read again every 10 minutes: projected tokens rotate). Example: c.MlplatSettings.kube_token_file = "/etc/mlplat/kube-token" """,
+    )
+    kube_ca_file = Unicode(
+        "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        config=True,
+        help="""Kubernetes mode: CA bundle that signs the API server's certificate; empty
+        verifies against the system's CAs. Example: c.MlplatSettings.kube_ca_file = "/etc/mlplat/ca.crt" """,
+    )
+    kube_ready_timeout = Float(
+        300.0,
+        config=True,
+        help="""Kubernetes mode: seconds a deploy waits for its InferenceService to be Ready
+        (image pull and model download included). Example: c.MlplatSettings.kube_ready_timeout = 600""",
+    )
+    profiles_dir = Unicode(
+        config=True,
+        help="""Folder of team profiles (namespace, image, resources, GPUs) that serving and jobs
+        use for a team; default the profiles shipped in the package. Env: MLPLAT_PROFILES_DIR.
+        Example: c.MlplatSettings.profiles_dir = "/srv/spawner_profiles" """,
+    )
+
+    @default("profiles_dir")
+    def _default_profiles_dir(self):
+        from .resources import default_profiles_dir
+
+        return _env("MLPLAT_PROFILES_DIR") or str(default_profiles_dir())
 
     store_timeout_seconds = Float(
         10.0,

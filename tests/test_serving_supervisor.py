@@ -98,8 +98,14 @@ def alpha(servers, platform):
     return state
 
 
+def over_socket(state) -> httpx.Client:
+    """A client of the server's REST API on its Unix socket."""
+    transport = httpx.HTTPTransport(uds=state.socket)
+    return httpx.Client(transport=transport, base_url=state.base_url, trust_env=False, timeout=30)
+
+
 def predict(state, df):
-    with httpx.Client(base_url=state.base_url, trust_env=False, timeout=30) as http:
+    with over_socket(state) as http:
         answer = http.post(f"/v2/models/{state.model_name}/infer", json=pandas_request(df))
     assert answer.status_code == 200, answer.text
     return np.asarray(answer.json()["outputs"][0]["data"]).reshape(-1).tolist()
@@ -144,7 +150,10 @@ def servers_of(model_name: str) -> list[int]:
 
 # Run as a model server account: what it can read and write.
 _PROBE = r"""
-import json, os, sys
+import json, os, socket, sys
+def connect(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
 def attempt(f):
     try:
         f()
@@ -159,6 +168,7 @@ print(json.dumps({
                   for p in paths["create_in"]},
     "write": {p: attempt(lambda p=p: open(p, "r+b").close()) for p in paths["write"]},
     "rename": {p: attempt(lambda p=p: os.rename(p, p + ".moved")) for p in paths["rename"]},
+    "connect": {p: attempt(lambda p=p: connect(p)) for p in paths["connect"]},
 }))
 """
 
@@ -169,7 +179,7 @@ def probe_as(account: str, **paths) -> dict:
         "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
         "/usr/bin/python3", "-c", _PROBE,
         json.dumps({k: [str(p) for p in paths.get(k, [])] for k in
-                    ("read", "list", "create_in", "write", "rename")}),
+                    ("read", "list", "create_in", "write", "rename", "connect")}),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd="/", check=True)
     return json.loads(done.stdout)
@@ -184,12 +194,12 @@ def test_ensure_serves_the_models_predictions_and_a_second_ensure_reuses_it(
     servers, platform, alpha
 ):
     assert alpha.status == "ready" and alpha.model_name == CHURN
-    assert alpha.base_url.startswith("http://127.0.0.1:") and alpha.pid
+    assert alpha.socket == str(platform.root / "work" / CHURN / "1" / "http.sock") and alpha.pid
     assert (alpha.version, alpha.digest) == ("1", platform.digest)
     X = frame(25)
     assert predict(alpha, X) == platform.model.predict(X).tolist()
     again = servers.ensure(*churn(platform))
-    assert again.pid == alpha.pid and again.base_url == alpha.base_url
+    assert again.pid == alpha.pid and again.socket == alpha.socket
     assert servers.state(CHURN, "1").status == "ready"
     assert servers_of(CHURN) == [alpha.pid]
     assert servers.state(CHURN, "9") is None
@@ -273,7 +283,7 @@ def test_a_killed_server_is_crashed_and_reconcile_brings_it_back(servers, platfo
     while (state := servers.state(CHURN, "1")).status != "crashed":
         assert time.monotonic() < deadline, state
         time.sleep(0.05)
-    assert state.base_url is None and state.pid is None
+    assert state.base_url is None and state.pid is None and state.socket is None
     assert f"Loaded model '{CHURN}' successfully" in state.log_tail
     started = time.monotonic()
     states = servers.reconcile(
@@ -285,6 +295,94 @@ def test_a_killed_server_is_crashed_and_reconcile_brings_it_back(servers, platfo
     assert_group_gone(alpha.pid)
     X = frame(10)
     assert predict(states[0], X) == platform.model.predict(X).tolist()
+
+
+def test_the_apis_listen_on_unix_sockets_no_other_account_can_reach(servers, platform):
+    """A loopback port is open to every account, a user's kernel too: none is opened."""
+    import psutil
+
+    state = servers.ensure(*churn(platform))
+    processes = group(state.pid)
+    assert processes
+    for pid in processes:
+        listening = [
+            c for c in psutil.Process(pid).connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]  # fmt: skip
+        assert listening == [], (pid, listening)
+    http_socket, grpc_socket = Path(state.socket), Path(state.socket).with_name("grpc.sock")
+    assert http_socket.is_socket() and grpc_socket.is_socket()
+    if ROOT:
+        for account in (PREFIX + "beta", "nobody"):  # another team's server; anyone else
+            seen = probe_as(account, connect=[http_socket, grpc_socket])
+            assert list(seen["connect"].values()) == [False, False], account
+        own = probe_as(PREFIX + "alpha", connect=[http_socket])  # the probe can succeed
+        assert list(own["connect"].values()) == [True]
+
+
+def wait_crashed(servers, deployment, version):
+    deadline = time.monotonic() + 15
+    while (state := servers.state(deployment, version)).status != "crashed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return state
+
+
+def test_supervise_restarts_a_dead_server_and_gives_up_on_one_that_keeps_dying(servers, platform):
+    deployment, team, version, digest, path = churn(platform)
+    check = lambda most: servers.supervise(deployment, team, version, digest, lambda: path, most)  # noqa: E731
+    first = servers.ensure(deployment, team, version, digest, path)
+    assert check(3) == "ok"
+    os.kill(first.pid, signal.SIGKILL)
+    wait_crashed(servers, deployment, version)
+    assert check(3) == "restarted"
+    second = servers.state(deployment, version)
+    assert second.status == "ready" and second.pid != first.pid and second.restarts == 1
+    X = frame(8)
+    assert predict(second, X) == platform.model.predict(X).tolist()
+    assert check(3) == "ok" and servers.state(deployment, version).restarts == 0
+    # with at most one restart in a row: it dies, is restarted, dies before the next check
+    os.kill(second.pid, signal.SIGKILL)
+    wait_crashed(servers, deployment, version)
+    assert check(1) == "restarted"
+    third = servers.state(deployment, version)
+    os.kill(third.pid, signal.SIGKILL)
+    wait_crashed(servers, deployment, version)
+    assert check(1) == "gave up"
+    assert servers.state(deployment, version).status == "crashed"
+    assert servers_of(deployment) == []
+    # a deploy (ensure) starts it again
+    assert servers.ensure(deployment, team, version, digest, path).status == "ready"
+
+
+def test_supervise_restarts_a_server_that_lost_its_model(servers, platform):
+    deployment, team, version, digest, path = churn(platform)
+    before = servers.ensure(deployment, team, version, digest, path)
+    with over_socket(before) as http:
+        assert http.post(f"/v2/repository/models/{deployment}/unload").status_code == 200
+        assert http.get(f"/v2/models/{deployment}/ready").status_code != 200
+    outcomes = [
+        servers.supervise(deployment, team, version, digest, lambda: path, 3) for _ in range(3)
+    ]
+    assert outcomes == ["ok", "ok", "restarted"]  # three checks in a row, then a restart
+    after = servers.state(deployment, version)
+    assert after.status == "ready" and after.pid != before.pid
+    assert_group_gone(before.pid)
+    X = frame(6)
+    assert predict(after, X) == platform.model.predict(X).tolist()
+
+
+def test_supervise_never_brings_back_a_stopped_version(servers, platform):
+    args = churn(platform, version="7", team="alpha", deployment=FRAUD)
+    state = servers.ensure(*args)
+    os.kill(state.pid, signal.SIGKILL)
+    wait_crashed(servers, FRAUD, "7")
+    servers.stop(FRAUD, "7")  # e.g. a promote stopped it after the round read the records
+    assert servers.supervise(*args[:4], lambda: args[4], 3) == "skipped"
+    assert servers.ensure(*args, only_crashed=True) is None
+    assert servers.state(FRAUD, "7").status == "stopped"
+    assert [pid for pid in servers_of(FRAUD) if servers.state(FRAUD, "3") is None or
+            pid != servers.state(FRAUD, "3").pid] == []  # fmt: skip
 
 
 def test_a_folder_without_mlmodel_fails_with_its_log_and_reconcile_reports_it(servers, platform):

@@ -50,6 +50,7 @@ class DescribeServedVersion(ApiModel):
     run_id: str
     server: str  # ready | starting | failed | crashed | stopped | not started
     log_tail: str = ""
+    restarts: int = 0  # automatic restarts in a row by the platform's supervisor
 
 
 class DescribeDeployment(ApiModel):

@@ -15,6 +15,7 @@ class Resources:
         self.settings = settings
         self._store = None
         self._servers = None
+        self._kube = None
         self._lock = threading.Lock()
 
     @property
@@ -47,6 +48,46 @@ class Resources:
                         account_prefix=settings.serving_account_prefix or None,
                     )
         return self._servers
+
+    @property
+    def kube(self):
+        """The Kubernetes deployer in the kubernetes mode, else None."""
+        if self.settings.mode != "kubernetes":
+            return None
+        if self._kube is None:
+            from pathlib import Path
+
+            import mlflow
+
+            from ..errors import ServiceUnavailable
+            from ..profiles import load_profiles
+            from ..serving import kube_api
+            from ..serving.kube_deployer import KubeDeployer
+
+            settings = self.settings
+
+            def connect():
+                try:
+                    token = Path(settings.kube_token_file).read_text().strip()
+                except OSError as exc:
+                    raise ServiceUnavailable(
+                        f"The Kubernetes token file {settings.kube_token_file} cannot be read "
+                        f"({exc.strerror}); set MlplatSettings.kube_token_file."
+                    ) from exc
+                verify = settings.kube_ca_file if settings.kube_ca_file else True
+                return kube_api.connect(settings.kube_api_url, token, verify)
+
+            with self._lock:
+                if self._kube is None:
+                    self._kube = KubeDeployer(
+                        connect,
+                        load_profiles(settings.profiles_dir),
+                        storage_uri=settings.serving_storage_uri,
+                        runtime_image=settings.serving_runtime_image,
+                        mlflow_version=mlflow.__version__,
+                        ready_timeout=settings.kube_ready_timeout,
+                    )
+        return self._kube
 
     def close(self) -> None:
         """Stop what this process started (its model servers)."""

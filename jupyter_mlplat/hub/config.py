@@ -168,6 +168,7 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
             "environment": {
                 "MLPLAT_HOME": settings.home,
                 "MLPLAT_MODE": settings.mode,
+                "MLPLAT_PROFILES_DIR": str(hub.profiles_dir),
                 # The service reads version facts from MLflow itself, never from callers.
                 "MLPLAT_TRACKING_URI": f"{mlflow_url}/services/{MLFLOW_SERVICE}",
                 "MLFLOW_TRACKING_URI": "",

@@ -26,6 +26,7 @@ from tornado import web
 from tornado.ioloop import PeriodicCallback
 
 from ..application import ENDPOINTS, Context, Endpoint
+from ..application.serving import WouldBlock
 from ..errors import MlplatError, PermissionDenied, ServiceUnavailable, UsageError
 from ..settings import MlplatSettings, get_settings
 from .base import BaseHandler, NotFoundHandler, ServiceContext
@@ -150,11 +151,14 @@ class V2Handler(BaseHandler):
     async def _serve(self, name: str, rest: str) -> None:
         serving = self.context.platform.areas["serving"]
         context = Context(identity=self.caller_.identity, kind=self.caller_.kind)
-        answer = await asyncio.to_thread(
-            serving.v2, context, name, self.request.method, rest, self.request.body
-        )
+        args = (context, name, self.request.method, rest)
+        try:  # on the event loop when nothing would block (the usual case), else a thread
+            call = serving.v2_route(*args, may_block=False)
+        except WouldBlock:
+            call = await asyncio.to_thread(serving.v2_route, *args)
+        answer = await serving.v2_forward(call, self.request.body)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(answer))
+        self.finish(answer)
 
     get = post = _serve
 
@@ -242,6 +246,30 @@ def _serve_recorded_deployments(context: ServiceContext) -> None:
         log.info("deployment %s v%s: %s", state.deployment, state.version, state.status)
 
 
+class _Supervision:
+    """Rounds of ServingArea.supervise in a thread, one at a time (a slow round is not
+    stacked on by the next tick)."""
+
+    def __init__(self, context: ServiceContext):
+        self.context = context
+        self.running = False
+
+    def tick(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        asyncio.get_running_loop().run_in_executor(None, self._round)
+
+    def _round(self) -> None:
+        try:
+            for name, version, outcome in self.context.platform.areas["serving"].supervise():
+                log.warning("supervision: deployment %s v%s %s", name, version, outcome)
+        except Exception:  # noqa: BLE001 - logged; the next round tries again
+            log.exception("supervision round failed")
+        finally:
+            self.running = False
+
+
 def make_app(settings: MlplatSettings, context: ServiceContext | None = None) -> web.Application:
     """The tornado application serving under ``settings.service_prefix``."""
     context = context or ServiceContext(settings)
@@ -285,6 +313,11 @@ async def serve(settings: MlplatSettings) -> None:
     context: ServiceContext = app.settings["context"]
     loop_ = asyncio.get_running_loop()
     loop_.run_in_executor(None, _serve_recorded_deployments, context)
+    supervisor = None
+    if settings.serving_supervise_seconds > 0:
+        supervision = _Supervision(context)
+        supervisor = PeriodicCallback(supervision.tick, settings.serving_supervise_seconds * 1000)
+        supervisor.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -292,8 +325,11 @@ async def serve(settings: MlplatSettings) -> None:
     await stop.wait()
     log.info("platform service stopping")
     pruner.stop()
+    if supervisor is not None:
+        supervisor.stop()
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=5)
+    await context.platform.areas["serving"].aclose()
     await asyncio.to_thread(context.platform.resources.close)  # the model servers too
 
 

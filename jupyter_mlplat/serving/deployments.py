@@ -95,7 +95,8 @@ def check_can_change(identity: Identity, row: Deployment) -> None:
     )
 
 
-def get(store: Store, identity: Identity, name: str) -> Deployment:
+def find(store: Store, name: str) -> Deployment:
+    """The record of ``name`` (detached), whoever asks; NotFoundError naming it."""
     with store.session() as session:
         row = session.scalars(select(Deployment).where(Deployment.name == name)).first()
         if row is None:
@@ -103,6 +104,12 @@ def get(store: Store, identity: Identity, name: str) -> Deployment:
                 f"There is no deployment named {name!r}; `%mlplat deployments` lists yours."
             )
         session.expunge(row)
+    return row
+
+
+def get(store: Store, identity: Identity, name: str) -> Deployment:
+    """The record of ``name`` if ``identity`` may see it."""
+    row = find(store, name)
     check_can_see(identity, row)
     return row
 

@@ -175,6 +175,9 @@ def inference_service(
         "protocolVersion": PROTOCOL,
         "runtime": runtime,
         "storageUri": storage_uri,
+        # MLServer reports it as model_version in each answer: which side of a canary
+        # split answered.
+        "env": [{"name": "MLSERVER_MODEL_VERSION", "value": str(version)}],
         "resources": {
             "requests": {
                 "cpu": cpu_quantity(profile.cpu_guarantee),

@@ -3,13 +3,18 @@
 KServe's ``kserve-mlserver`` runtime runs ``mlserver start`` with ``MLSERVER_MODEL_NAME``,
 ``MLSERVER_MODEL_URI`` and ``MLSERVER_MODEL_IMPLEMENTATION=mlserver_mlflow.MLflowRuntime``
 (set by the controller for ``modelFormat: mlflow``) plus ``MLSERVER_HTTP_PORT`` and
-``MLSERVER_GRPC_PORT``; here the same variables, with loopback free ports. The process leads
-its own process group (MLServer forks an inference worker) and logs to one file.
+``MLSERVER_GRPC_PORT``; here the same variables, with loopback free ports, or (``sockets``,
+as the platform's deployments run) with both APIs on Unix sockets in the server's private
+working folder, which no other account can reach (resources/serving/mlserver_on_sockets.py).
+The process leads its own process group (MLServer forks an inference worker) and logs to
+one file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import os
 import re
 import signal
@@ -22,6 +27,7 @@ from pathlib import Path
 
 from ..errors import NotFoundError, ServiceUnavailable, UsageError
 from ..ports import free_port
+from . import unix_http
 from .environment import ServingEnvironment
 
 MLFLOW_IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
@@ -33,6 +39,13 @@ _INHERITED = re.compile(r"^(PATH|LANG|LC_[A-Z]+|TZ|TMPDIR|OPENBLAS_\w+|OMP_\w+|M
 # What MLServer logs when a model does not load; it may keep running after that.
 _LOAD_FAILED = ("Couldn't load model", "Some of the models failed to load")
 _ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Exit)\w*: .+")
+
+
+@functools.cache
+def _socket_launcher() -> str:
+    from ..resources import resource_path
+
+    return resource_path("serving/mlserver_on_sockets.py").read_text()
 
 
 class ModelServerFailed(ServiceUnavailable):
@@ -56,10 +69,12 @@ class ModelServerHandle:
     grpc_port: int
     metrics_port: int | None
     log_path: Path
+    http_socket: Path | None = None  # set when the APIs listen on Unix sockets
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        """The URL of the REST API (``http://localhost`` on a socket: the Host header)."""
+        return "http://localhost" if self.http_socket else f"http://{self.host}:{self.http_port}"
 
 
 def kserve_environment(
@@ -97,14 +112,16 @@ class LocalModelServer:
         cls, environment: ServingEnvironment, model_uri: str | Path, name: str, workdir: str | Path,
         *, host: str = "127.0.0.1", metrics: bool = False, extra_env: dict[str, str] | None = None,
         log_path: str | Path | None = None, account: tuple[int, int] | None = None,
+        sockets: bool = False,
     ) -> LocalModelServer:  # fmt: skip
         """Start MLServer for the MLflow model folder ``model_uri`` as model ``name``.
 
         ``workdir`` (created) holds its runtime files and, unless ``log_path`` names another
         file, its log (``mlserver.log``); it must not be inside the model folder. With
         ``account`` ``(uid, gid)`` the process runs as that account with no supplementary
-        groups; the caller makes the folders usable by it. Returns at once: call
-        :meth:`wait_ready`.
+        groups; the caller makes the folders usable by it. With ``sockets`` the REST and gRPC
+        APIs listen on ``workdir/http.sock`` and ``workdir/grpc.sock``, not on ports.
+        Returns at once: call :meth:`wait_ready`.
         """
         if not _NAME.match(name):
             raise UsageError(
@@ -121,7 +138,14 @@ class LocalModelServer:
         repository = workdir / "repository"
         repository.mkdir(parents=True, exist_ok=True)
         log_path = Path(log_path).resolve() if log_path else workdir / "mlserver.log"
-        http_port, grpc_port = free_port(host), free_port(host)
+        if sockets:
+            http_port = grpc_port = 0  # unused: the launcher binds the sockets instead
+            http_socket = workdir / "http.sock"
+            for stale in (http_socket, workdir / "grpc.sock"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+        else:
+            http_port, grpc_port, http_socket = free_port(host), free_port(host), None
         metrics_port = free_port(host) if metrics else None
         env = {k: v for k, v in os.environ.items() if _INHERITED.match(k)}
         env.update(HOME=str(workdir), PYTHONUNBUFFERED="1")
@@ -130,6 +154,12 @@ class LocalModelServer:
         )
         env.update(extra_env or {})
         command = [str(environment.python), "-m", "mlserver.cli.main", "start", str(repository)]
+        if sockets:
+            # The launcher's source goes in argv: the model server's account need not reach
+            # this package's files.
+            env["MLPLAT_HTTP_SOCKET"] = str(http_socket)
+            env["MLPLAT_GRPC_SOCKET"] = str(workdir / "grpc.sock")
+            command[1:3] = ["-c", _socket_launcher()]
         # Popen's user/group/extra_groups switch ids in the child without a preexec_fn (which
         # is unsafe in a threaded service); extra_groups=[] drops the platform's groups.
         ids = (
@@ -143,6 +173,7 @@ class LocalModelServer:
         handle = ModelServerHandle(
             name=name, model_uri=model_uri, pid=process.pid, host=host, http_port=http_port,
             grpc_port=grpc_port, metrics_port=metrics_port, log_path=log_path,
+            http_socket=http_socket,
         )  # fmt: skip
         return cls(handle, process)
 
@@ -157,6 +188,13 @@ class LocalModelServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def _ok(self, path: str) -> bool:
+        if self.handle.http_socket is not None:
+            try:
+                return (
+                    unix_http.fetch(str(self.handle.http_socket), "GET", path, timeout=2)[0] == 200
+                )
+            except (OSError, http.client.HTTPException):
+                return False
         try:
             with self._opener.open(self.handle.base_url + path, timeout=2) as answer:
                 return answer.status == 200

@@ -7,8 +7,9 @@ code (a pickle runs on load). Under ``root`` (0711)::
     served/<account>/<deployment>/<version>-<digest16>/  the model, copied from the frozen
                                  copy: root-owned, dirs 0755 / files 0644, the team folder
                                  0710 root:<account> so other teams cannot read it
-    work/<deployment>/<version>/ HOME, TMPDIR and MLServer's repository: the account's, 0700,
-                                 made fresh on each start
+    work/<deployment>/<version>/ HOME, TMPDIR, MLServer's repository and the Unix sockets
+                                 of its REST and gRPC APIs: the account's, 0700, made fresh
+                                 on each start (so only the account and root reach them)
     logs/<deployment>/<version>.log  root-only: root never opens a path the account controls
 
 Not running as root, every model server runs as the current user (who can then also change
@@ -29,6 +30,7 @@ import stat
 import subprocess
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,8 @@ _NO_LOGIN = next(
 # useradd locks /etc/passwd: one at a time within this process.
 _USERADD = threading.Lock()
 _TAIL_BYTES = 8192
+# A model server under heavy load may miss one check's 2 s: a lost model is three in a row.
+UNREADY_CHECKS = 3
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class ServerState:
     model_name: str
     log_tail: str
     pid: int | None
+    restarts: int = 0  # automatic restarts in a row (see LocalServers.supervise)
+    socket: str | None = None  # the REST API's Unix socket, when ready
 
 
 @dataclass
@@ -78,6 +84,8 @@ class _Entry:
     served: Path | None = None
     workdir: Path | None = None
     tail: str = ""  # kept for failed / crashed, when the log may be gone or rotated
+    restarts: int = 0  # by supervise, in a row (a check that finds it ready resets it)
+    unready: int = 0  # checks in a row that found the process up but its model not ready
 
 
 def _tail(path: Path | None, lines: int = 40) -> str:
@@ -198,17 +206,78 @@ class LocalServers:
             status=entry.status, base_url=server.handle.base_url if ready else None,
             model_name=entry.deployment, pid=server.handle.pid if running else None,
             log_tail=entry.tail if entry.status in (FAILED, CRASHED) else _tail(entry.log_path),
+            restarts=entry.restarts,
+            socket=str(server.handle.http_socket) if ready and server.handle.http_socket else None,
         )  # fmt: skip
+
+    # --- supervising --------------------------------------------------------------------
+
+    def supervise(
+        self, deployment: str, team: str, version: str, digest: str,
+        model_path: Callable[[], Path], max_restarts: int,
+    ) -> str:  # fmt: skip
+        """One check of a recorded version's server; what was done: ``ok``, ``restarted``,
+        ``gave up`` (``max_restarts`` restarts in a row died before the next check),
+        ``failed`` (its restart failed), or ``skipped`` (never started here, starting, or
+        failed to load: a deploy or the start-up reconcile owns those).
+
+        A server is restarted when its process died, or when it stays up but answers its
+        model not ready on :data:`UNREADY_CHECKS` checks in a row (a lost model); a check
+        that finds it ready ends the run of restarts. ``model_path()`` is called only to
+        restart (it checks the frozen copy's digest, which costs a read of the model)."""
+        key = (deployment, version)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.status in (STARTING, FAILED, STOPPED):
+                return "skipped"
+            self._notice_crash(entry)
+            server, status = entry.server, entry.status
+        if status == READY:
+            if server.ready():
+                with self._lock:
+                    entry.unready, entry.restarts = 0, 0
+                return "ok"
+            with self._lock:
+                entry.unready += 1
+                if entry.unready < UNREADY_CHECKS:
+                    return "ok"
+                entry.status, entry.tail = CRASHED, _tail(entry.log_path)
+                entry.tail += "\n(the model server answered its model not ready)"
+            log.warning("model server %s %s lost its model; restarting", deployment, version)
+        with self._lock:
+            restarts = entry.restarts
+            if restarts >= max_restarts:
+                return "gave up"
+        try:
+            started = self.ensure(
+                deployment, team, version, digest, model_path(), only_crashed=True
+            )
+        except MlplatError as exc:
+            log.warning("model server %s %s did not restart: %s", deployment, version, exc)
+            outcome = "failed"
+        else:
+            if started is None:
+                return "skipped"
+            log.warning("model server %s %s restarted", deployment, version)
+            outcome = "restarted"
+        with self._lock:
+            now = self._entries.get(key)
+            if now is not None:
+                now.restarts = restarts + 1
+        return outcome
 
     # --- starting -----------------------------------------------------------------------
 
     def ensure(
-        self, deployment: str, team: str, version: str, digest: str, model_path: Path
-    ) -> ServerState:
+        self, deployment: str, team: str, version: str, digest: str, model_path: Path,
+        *, only_crashed: bool = False,
+    ) -> ServerState | None:  # fmt: skip
         """The ready server of this version and digest, started (and waited for) if needed.
 
         Raises :class:`ModelServerFailed` (503, with the log tail) when MLServer does not get
-        the model ready; the failed state is kept for :meth:`state`.
+        the model ready; the failed state is kept for :meth:`state`. ``only_crashed``: do
+        nothing (None) unless the current server crashed (a supervisor's restart must not
+        bring back a version stopped meanwhile).
         """
         key = (deployment, version)
         with self._key_lock(key):
@@ -220,6 +289,8 @@ class LocalServers:
                     self._notice_crash(entry)
                     if entry.status == READY and entry.digest == digest and entry.team == team:
                         return self._snapshot(entry)
+                if only_crashed and (entry is None or entry.status != CRASHED):
+                    return None  # stopped (or restarted) since the caller looked
             if entry is not None and entry.server is not None:
                 entry.server.stop(self.stop_grace)  # another digest, or a dead one's group
             if entry is not None and entry.digest != digest and entry.served is not None:
@@ -249,6 +320,7 @@ class LocalServers:
                 environment, served, deployment, workdir, log_path=log_path,
                 extra_env={"TMPDIR": str(workdir)},
                 account=None if account is None else (account.pw_uid, account.pw_gid),
+                sockets=True,
             )  # fmt: skip
             with self._lock:
                 entry.server = server
