@@ -3,7 +3,7 @@
 It answers just what ``jupyter_mlplat.serving.kube_api`` calls, on namespaced custom objects
 (``/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>``): server-side apply (PATCH
 ``application/apply-patch+yaml``; as for a single field manager, the applied labels,
-annotations and spec replace the previous ones), GET and DELETE, with Kubernetes ``Status``
+annotations and spec replace the previous ones; a spec change is a new generation), GET and DELETE, with Kubernetes ``Status``
 bodies for errors and a bearer token check (401). For InferenceServices it plays the
 controller: a new generation reports ``Ready=Unknown`` until it has been read
 ``ready_after`` times (``None``: never), then ``Ready=True`` with ``observedGeneration``.
@@ -21,9 +21,15 @@ NOT_READY_MESSAGE = "Revision mlplat-predictor-00001 is waiting for the model to
 
 
 class KubeStandIn:
-    def __init__(self, token: str = "standin-token", ready_after: int | None = 2):
+    def __init__(
+        self, token: str = "standin-token", ready_after: int | None = 2,
+        address_url: str | None = None,
+    ):  # fmt: skip
         self.token = token
         self.ready_after = ready_after
+        # What a Ready InferenceService reports as status.address.url (the cluster-local
+        # address the platform forwards predictions to): a test points it at a real MLServer.
+        self.address_url = address_url
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.reads: dict[tuple[str, str, str], int] = {}
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content type)
@@ -68,7 +74,8 @@ class KubeStandIn:
             code = 201
         else:
             obj, code = current, 200
-            if obj.get("spec") != body.get("spec"):
+            changed = obj.get("spec") != body.get("spec")
+            if changed:
                 obj["metadata"]["generation"] += 1
             obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
         for field in ("labels", "annotations"):
@@ -76,7 +83,8 @@ class KubeStandIn:
             if meta.get(field):
                 obj["metadata"][field] = dict(meta[field])
         obj["spec"] = body.get("spec")
-        if plural == "inferenceservices":
+        if plural == "inferenceservices" and (current is None or changed):
+            # A new generation is reconciled anew; an apply that changes nothing is not.
             self.reads[key] = 0
             self._report(obj, ready=False)
         self.objects[key] = obj
@@ -87,11 +95,11 @@ class KubeStandIn:
         if obj is not None and key[0] == "inferenceservices":
             self.reads[key] += 1
             if self.ready_after is not None and self.reads[key] >= self.ready_after:
-                self._report(obj, ready=True)
+                self._report(obj, ready=True, address=self.address_url)
         return obj
 
     @staticmethod
-    def _report(obj: dict[str, Any], ready: bool) -> None:
+    def _report(obj: dict[str, Any], ready: bool, address: str | None = None) -> None:
         condition = {"type": "Ready", "status": "True" if ready else "Unknown"}
         if not ready:
             condition |= {"reason": "RevisionMissing", "message": NOT_READY_MESSAGE}
@@ -99,6 +107,8 @@ class KubeStandIn:
         if ready:
             status["observedGeneration"] = obj["metadata"]["generation"]
             status["url"] = f"http://{obj['metadata']['name']}.example.com"
+            if address:
+                status["address"] = {"url": address}
         obj["status"] = status
 
 

@@ -15,7 +15,6 @@ import pytest
 from jupyter_mlplat.errors import (
     NotFoundError,
     ServiceUnavailable,
-    Unauthenticated,
     UsageError,
 )
 from jupyter_mlplat.profiles import default_profiles_dir, load_profiles
@@ -325,11 +324,11 @@ def test_wait_ready_times_out_naming_the_object_and_its_condition():
     )
 
 
-def test_a_rejected_token_is_unauthenticated(standin):
-    with client_for(standin, token="wrong") as client, pytest.raises(Unauthenticated) as caught:
+def test_a_rejected_platform_token_is_a_503_naming_the_api(standin):
+    with client_for(standin, token="wrong") as client, pytest.raises(ServiceUnavailable) as caught:
         kube_api.apply(client, build())
     message = str(caught.value)
-    assert f"The Kubernetes API at {standin.url} rejected the token (401)" in message
+    assert f"The Kubernetes API at {standin.url} rejected the platform's token (401)" in message
     assert "apply InferenceService mlplat-fraud/fraud-model" in message
     assert standin.objects == {}
 

@@ -24,9 +24,7 @@ from ..errors import (
     ConflictError,
     MlplatError,
     NotFoundError,
-    PermissionDenied,
     ServiceUnavailable,
-    Unauthenticated,
     UsageError,
 )
 
@@ -71,12 +69,19 @@ def _error(exc: Exception, action: str, what: str, client: ApiClient) -> MlplatE
         )
     message = _status_message(exc).rstrip(".")
     detail = f" ({message})" if message else ""
+    # The platform's credentials, not the caller's: a 503 naming the dependency (a 401 or
+    # 403 would tell the user their own login failed).
     if exc.status == 401:
-        return Unauthenticated(
-            f"The Kubernetes API at {server} rejected the token (401) when asked to {action} "
-            f"{what}; check the serving service account token."
+        return ServiceUnavailable(
+            f"The Kubernetes API at {server} rejected the platform's token (401) when asked "
+            f"to {action} {what}; check MlplatSettings.kube_token_file."
         )
-    classes = {403: PermissionDenied, 404: NotFoundError, 409: ConflictError}
+    if exc.status == 403:
+        return ServiceUnavailable(
+            f"The Kubernetes API at {server} does not let the platform {action} {what} "
+            f"(403{detail}); grant its service account that verb in the namespace."
+        )
+    classes = {404: NotFoundError, 409: ConflictError}
     if exc.status in classes:
         cls = classes[exc.status]
     elif exc.status >= 500:
