@@ -258,3 +258,67 @@ class Deployment(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted", "skipped")
+JOB_FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
+
+
+class JobSchedule(Base):
+    """A notebook snapshot run on a cron schedule, as its owner. ``next_fire_at`` is the
+    next firing to claim; each claimed firing is a :class:`JobRun` with that time."""
+
+    __tablename__ = "mlplat_job_schedules"
+    __table_args__ = (UniqueConstraint("team", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    team: Mapped[str] = mapped_column(String(200), index=True)
+    notebook_path: Mapped[str] = mapped_column(String(1024))
+    snapshot_digest: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    profile: Mapped[str] = mapped_column(String(100), default="")
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    missed: Mapped[str] = mapped_column(String(20), default="run_once")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobRun(Base):
+    """One execution of a notebook snapshot (run now, or a schedule's firing).
+
+    ``(schedule_id, fire_time)`` is unique: a firing is claimed by inserting its row, so two
+    service replicas never run it twice. A worker claims a queued run by moving it to
+    running with its ``worker`` id, and keeps ``heartbeat_at`` fresh; a running run whose
+    heartbeat stopped (its service died) becomes interrupted."""
+
+    __tablename__ = "mlplat_job_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mlplat_job_schedules.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    team: Mapped[str] = mapped_column(String(200), index=True)
+    notebook_path: Mapped[str] = mapped_column(String(1024))
+    snapshot_digest: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    profile: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cells_done: Mapped[int] = mapped_column(Integer, default=0)
+    cells_total: Mapped[int] = mapped_column(Integer, default=0)
+    failed_cell: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    mlflow_run_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
