@@ -517,9 +517,10 @@ class ServingArea(Area):
                 )
             self._routes[row.name] = (now + self.settings.serving_route_cache_seconds, served.url)
             return _Target(None, served.url, row.name)
+        ready = self.servers.endpoint(row.name, version["version"])
+        if ready is not None:
+            return _Target(ready[0], ready[1], row.name)
         state = self.servers.state(row.name, version["version"])
-        if state is not None and state.status == "ready":
-            return _Target(state.socket, state.base_url, state.model_name)
         if state is not None and state.status in ("crashed", "failed"):
             raise self._down(row, version, state.status)
         if not may_block:

@@ -188,6 +188,19 @@ class LocalServers:
             self._notice_crash(entry)
             return self._snapshot(entry)
 
+    def endpoint(self, deployment: str, version: str) -> tuple[str | None, str] | None:
+        """``(socket, base URL)`` of the ready server, else None: the per-request path of
+        :meth:`state` (no snapshot, no read of the log)."""
+        with self._lock:
+            entry = self._entries.get((deployment, version))
+            if entry is None:
+                return None
+            self._notice_crash(entry)
+            if entry.status != READY:
+                return None
+            handle = entry.server.handle
+            return (str(handle.http_socket) if handle.http_socket else None), handle.base_url
+
     def _notice_crash(self, entry: _Entry) -> None:
         if entry.status != READY or entry.server.alive():
             return
