@@ -7,6 +7,8 @@ annotations and spec replace the previous ones; a spec change is a new generatio
 bodies for errors and a bearer token check (401). For InferenceServices it plays the
 controller: a new generation reports ``Ready=Unknown`` until it has been read
 ``ready_after`` times (``None``: never), then ``Ready=True`` with ``observedGeneration``.
+``batch/v1`` Jobs and CronJobs take the same paths; as the real API does, it refuses (422)
+a change to a Job's pod template, which is immutable. Nothing runs their pods.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class KubeStandIn:
             }
             code = 201
         else:
+            if plural == "jobs" and (body.get("spec") or {}).get("template") != (
+                current.get("spec") or {}
+            ).get("template"):
+                message = f'Job.batch "{name}" is invalid: spec.template: field is immutable'
+                return 422, _status(422, "Invalid", message)
             obj, code = current, 200
             changed = obj.get("spec") != body.get("spec")
             if changed:
@@ -149,7 +156,8 @@ def _handler(standin: KubeStandIn):
                 if key is None:
                     return self._send(404, _status(404, "NotFound", "the server could not "
                                                    "find the requested resource"))  # fmt: skip
-                what = f'{key[0]}.serving.kserve.io "{key[2]}"'
+                group = self.path.split("?", 1)[0].strip("/").split("/")[1]
+                what = f'{key[0]}.{group} "{key[2]}"'
                 if method == "PATCH":
                     if content_type != "application/apply-patch+yaml" or "fieldManager=" not in (
                         self.path

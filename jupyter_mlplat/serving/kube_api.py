@@ -1,4 +1,5 @@
-"""Thin calls to the Kubernetes API for KServe objects: apply, get, delete, wait for Ready.
+"""Thin calls to the Kubernetes API for KServe objects and notebook Jobs/CronJobs: apply,
+get, delete, wait for Ready.
 
 Uses the official ``kubernetes`` client against an API server URL with a bearer token (the
 caller passes them; nothing is read from a kubeconfig or the environment). ``apply`` is
@@ -29,7 +30,12 @@ from ..errors import (
 )
 
 FIELD_MANAGER = "jupyter-mlplat"
-PLURALS = {"InferenceService": "inferenceservices", "ServingRuntime": "servingruntimes"}
+PLURALS = {
+    "InferenceService": "inferenceservices",
+    "ServingRuntime": "servingruntimes",
+    "Job": "jobs",  # batch/v1: /apis/batch/v1/... is the same path shape as a custom object's
+    "CronJob": "cronjobs",
+}
 ISVC_GROUP, ISVC_VERSION = "serving.kserve.io", "v1beta1"
 REQUEST_TIMEOUT = 30.0
 
@@ -140,9 +146,12 @@ def delete(client: ApiClient, manifest: dict[str, Any]) -> bool:
     group, version, namespace, plural, name = _path(manifest)
     what = _describe(manifest["kind"], namespace, name)
     try:
+        # Background: a batch/v1 Job's default is to orphan its pods (a running notebook
+        # would go on); for the other kinds it is already the default.
         CustomObjectsApi(client).delete_namespaced_custom_object(
-            group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
-        )
+            group, version, namespace, plural, name, propagation_policy="Background",
+            _request_timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
     except ApiException as exc:
         if exc.status == 404:
             return False
