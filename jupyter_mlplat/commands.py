@@ -239,6 +239,56 @@ def _predict(ns, env):
     return _table_output(ns, env, result, "predictions")
 
 
+def _job_run(ns, env):
+    return _fluent().job_run(
+        ns.notebook, ns.param, profile=ns.profile, team=ns.team, wait=ns.wait,
+        in_notebook=env.in_notebook,
+    )  # fmt: skip
+
+
+def _run_notebook(ns, env):
+    return _fluent().run_notebook(
+        ns.notebook, ns.param, output=ns.output, profile=ns.profile, kernel=ns.kernel
+    )
+
+
+def _job_schedule(ns, env):
+    return _fluent().job_schedule(
+        ns.notebook, ns.cron, timezone=ns.timezone, parameters=ns.param, name=ns.name,
+        missed=ns.missed, profile=ns.profile, team=ns.team,
+    )  # fmt: skip
+
+
+def _job_list(ns, env):
+    return _fluent().jobs(schedules=ns.schedules, status=ns.status)
+
+
+def _job_show(ns, env):
+    if ns.notebook:
+        import json
+
+        from .display import Message
+
+        output = _fluent().job_output(ns.id)
+        return Message(json.dumps(output, indent=1) if output else "No executed notebook kept.")
+    return _fluent().job(ns.id)
+
+
+def _job_logs(ns, env):
+    return _fluent().job_logs(ns.id)
+
+
+def _job_cancel(ns, env):
+    return _fluent().job_cancel(ns.id)
+
+
+def _schedule(action):
+    def run(ns, env):
+        return _fluent().schedule_change(ns.id, action)
+
+    return run
+
+
 def _audit_verify(ns, env):
     return _fluent().audit_verify()
 
@@ -280,6 +330,10 @@ _FOLDER = Arg(
     help="profiles folder (default: c.MlplatHub.profiles_dir, else the shipped profiles)",
 )  # fmt: skip
 _ID = Arg("id", type=int, metavar="ID")
+_PARAM = Arg("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+             help="a parameter declared in the notebook's parameters cell")  # fmt: skip
+_PROFILE = Arg("--profile", default="", metavar="SLUG", help="default: your team's default")
+_TEAM = Arg("--team", default=None, help="default: your only team")
 
 COMMANDS: tuple[Command, ...] = (
     Command(("status",), "who am I, teams, mode, backends, URLs", _status),
@@ -462,6 +516,73 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),  # fmt: skip
     Command(
+        ("run",),
+        "run a notebook here with papermill in a fresh kernel (exit code 1 if a cell fails)",
+        _run_notebook,
+        (
+            Arg("notebook", metavar="NOTEBOOK"),
+            _PARAM,
+            _PROFILE,
+            Arg("--output", metavar="PATH", help="executed notebook (default NAME.executed.ipynb)"),
+            Arg("--kernel", metavar="NAME", help="Jupyter kernel (default: jobs_kernel)"),
+        ),
+        magic=False,
+        returns_code=True,
+        elsewhere="`mlplat run NOTEBOOK` runs a notebook from a terminal; in a notebook use "
+        "`%mlplat job run NOTEBOOK`.",
+    ),  # fmt: skip
+    Command(
+        ("job", "run"),
+        "run a notebook now through the platform, as you (--wait shows its progress)",
+        _job_run,
+        (
+            Arg("notebook", metavar="NOTEBOOK"),
+            _PARAM,
+            _PROFILE,
+            _TEAM,
+            Arg("--wait", action="store_true", help="wait for the end, showing progress"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("job", "schedule"),
+        "run a notebook snapshot on a cron schedule from the platform service",
+        _job_schedule,
+        (
+            Arg("notebook", metavar="NOTEBOOK"),
+            Arg("--cron", required=True, metavar="EXPR", help="five fields, e.g. '0 6 * * *'"),
+            Arg("--timezone", default="UTC", metavar="TZ", help="IANA name (default UTC)"),
+            _PARAM,
+            Arg("--name", metavar="NAME", help="default: the notebook's name"),
+            Arg(
+                "--missed",
+                choices=("run_once", "skip"),
+                default="run_once",
+                help="firings missed while the platform was down",
+            ),
+            _PROFILE,
+            _TEAM,
+        ),
+    ),  # fmt: skip
+    Command(
+        ("job", "list"),
+        "your teams' job runs (or --schedules)",
+        _job_list,
+        (Arg("--schedules", action="store_true"), Arg("--status", metavar="STATUS")),
+    ),  # fmt: skip
+    Command(
+        ("job", "show"),
+        "one run: status, progress, failing cell, MLflow run",
+        _job_show,
+        (_ID, Arg("--notebook", action="store_true", help="the executed notebook's JSON")),
+    ),  # fmt: skip
+    Command(("job", "logs"), "the log of a run", _job_logs, (_ID,)),
+    Command(("job", "cancel"), "cancel a queued or running run", _job_cancel, (_ID,)),
+    Command(("job", "pause"), "pause a schedule", _schedule("pause"), (_ID,)),
+    Command(("job", "resume"), "resume a schedule", _schedule("resume"), (_ID,)),
+    Command(
+        ("job", "unschedule"), "delete a schedule (its runs stay)", _schedule("delete"), (_ID,)
+    ),
+    Command(
         ("hub", "add-user"),
         "add a user to the embedded hub's users file (prints the password)",
         _hub_users("add"),
@@ -502,9 +623,14 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 # Named in the design and built by later releases.
-PLANNED = ("pipeline", "job")
+PLANNED = ("pipeline",)
 ALIASES = {"approvals": "approval"}
 
+# `run` is two commands: the cell magic (%%mlplat run) and the CLI's notebook runner.
+BY_SIDE: dict[tuple[str, tuple[str, ...]], Command] = {
+    (side, c.words): c for c in COMMANDS for side in ("magic", "cli")
+    if (c.magic if side == "magic" else c.cli)
+}  # fmt: skip
 BY_WORDS: dict[tuple[str, ...], Command] = {c.words: c for c in COMMANDS}
 GROUPS = {c.words[0] for c in COMMANDS if len(c.words) > 1}
 
@@ -519,9 +645,11 @@ def find(words: Sequence[str], side: str) -> tuple[Command, list[str]]:
         if len(words) < 2 or (first, words[1]) not in BY_WORDS:
             actions = " | ".join(c.words[1] for c in COMMANDS if c.words[0] == first)
             raise UsageError(f"`{prefix} {first}` needs one of: {actions}.")
-        command, rest = BY_WORDS[(first, words[1])], list(words[2:])
+        words_ = (first, words[1])
+        command = BY_SIDE.get((side, words_), BY_WORDS[words_])
+        rest = list(words[2:])
     elif (first,) in BY_WORDS:
-        command, rest = BY_WORDS[(first,)], list(words[1:])
+        command, rest = BY_SIDE.get((side, (first,)), BY_WORDS[(first,)]), list(words[1:])
     elif first in PLANNED:
         raise UsageError(
             f"`{prefix} {first}` is not available in this version yet; see `{prefix} help` "

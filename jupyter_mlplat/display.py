@@ -186,3 +186,148 @@ class DeploymentListView:
 
     def _repr_html_(self) -> str:
         return f"<pre>{_e(repr(self))}</pre>"
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+class JobView(_View):
+    """One job run: status, progress, where its notebook and MLflow run are, the failure."""
+
+    def __repr__(self) -> str:
+        j = self.model
+        cells = f"{j.cells_done}/{j.cells_total} cells" if j.cells_total else "no cells run yet"
+        lines = [f"Job run {j.id}: {j.status.upper()} — {j.notebook_path} ({cells})"]
+        if j.reason:
+            lines.append(f"  {j.reason}")
+        if j.failed_cell:
+            cell = j.failed_cell
+            lines.append(
+                f"  failing cell {cell.get('index')}: {cell.get('ename', '')}: "
+                f"{str(cell.get('evalue', ''))[:200]}"
+            )
+        origin = (
+            f"schedule {j.schedule_id}, firing {_when(j.fire_time)}" if j.schedule_id else "run now"
+        )
+        lines.append(
+            f"  {origin}; owner {j.owner} (team {j.team}); snapshot sha256 {j.snapshot_digest}"
+        )
+        if j.parameters:
+            lines.append(f"  parameters {json.dumps(j.parameters, sort_keys=True)}")
+        lines.append(f"  queued {_when(j.created_at)}, started {_when(j.started_at)}, "
+                     f"finished {_when(j.finished_at)}")  # fmt: skip
+        if j.mlflow_run_id:
+            lines.append(f"  MLflow run {j.mlflow_run_id} (experiment {j.team}/jobs)")
+        if j.status in ("succeeded", "failed", "cancelled", "interrupted"):
+            lines.append(f"  executed notebook: `%mlplat job show {j.id} --notebook`; log: "
+                         f"`%mlplat job logs {j.id}`")  # fmt: skip
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{_e(repr(self))}</pre>"
+
+
+class _Table:
+    columns: tuple[str, ...] = ()
+    empty = "Nothing here."
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def row(self, item) -> tuple:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        if not self.items:
+            return self.empty
+        rows = [tuple(str(v) for v in self.row(i)) for i in self.items]
+        widths = [max(len(c), *(len(r[k]) for r in rows)) for k, c in enumerate(self.columns)]
+        out = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+        return "\n".join(line.rstrip() for line in out)
+
+    def _repr_html_(self) -> str:
+        if not self.items:
+            return f"<p>{_e(self.empty)}</p>"
+        head = "".join(f"<th>{_e(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in self.row(i)) + "</tr>" for i in self.items
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class JobListView(_Table):
+    columns = ("run", "status", "notebook", "cells", "schedule", "owner", "queued", "reason")
+    empty = "No job runs yet; `%mlplat job run NOTEBOOK` starts one."
+
+    def row(self, j) -> tuple:
+        cells = f"{j.cells_done}/{j.cells_total}" if j.cells_total else "-"
+        return (j.id, j.status, j.notebook_path, cells, j.schedule_id or "-", j.owner,
+                _when(j.created_at), (j.reason or "")[:60])  # fmt: skip
+
+
+class ScheduleView(_View):
+    def __repr__(self) -> str:
+        s = self.model
+        state = "PAUSED" if s.paused else f"next {_when(s.next_fire_at)}"
+        lines = [
+            f"Schedule {s.id} {s.name!r}: {s.cron} ({s.timezone}) — {state}",
+            f"  {s.notebook_path}, snapshot sha256 {s.snapshot_digest}; owner {s.owner} "
+            f"(team {s.team}); missed firings: {s.missed.replace('_', ' ')}",
+        ]
+        if s.parameters:
+            lines.append(f"  parameters {json.dumps(s.parameters, sort_keys=True)}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{_e(repr(self))}</pre>"
+
+
+class ScheduleListView(_Table):
+    columns = ("id", "name", "cron", "timezone", "next", "notebook", "owner")
+    empty = "No schedules; `%mlplat job schedule NOTEBOOK --cron EXPR` makes one."
+
+    def row(self, s) -> tuple:
+        return (s.id, s.name, s.cron, s.timezone, "paused" if s.paused else _when(s.next_fire_at),
+                s.notebook_path, s.owner)  # fmt: skip
+
+
+class Progress:
+    """A progress display updated in place: an ipywidgets bar in a notebook, one line per
+    change on a terminal. Serves any long wait (a job's cells)."""
+
+    def __init__(self, description: str, in_notebook: bool):
+        self.description = description
+        self.bar = None
+        self.last = None
+        if in_notebook:
+            try:
+                import ipywidgets
+                from IPython.display import display
+
+                self.bar = ipywidgets.IntProgress(value=0, min=0, max=1, description="")
+                self.label = ipywidgets.Label(description)
+                display(ipywidgets.HBox([self.bar, self.label]))
+            except Exception:  # noqa: BLE001 - no widgets here: plain text then
+                self.bar = None
+
+    def update(self, done: int, total: int, status: str) -> None:
+        text = f"{self.description}: {status}, {done}/{total or '?'} cells"
+        if self.bar is not None:
+            self.bar.max = max(1, total)
+            self.bar.value = min(done, self.bar.max)
+            self.bar.bar_style = {"succeeded": "success", "failed": "danger"}.get(status, "")
+            self.label.value = text
+        elif (done, total, status) != self.last:
+            print(text, flush=True)
+        self.last = (done, total, status)

@@ -387,3 +387,214 @@ def manage_hub_user(action: str, args):
         )
     password = users.set_password(users_file, args.name, password=args.password)
     return Message(f"New password of {args.name}: {password}")
+
+
+# ---- production notebooks (jobs) ----
+
+FINAL_JOB_STATES = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
+
+
+def _job_notebook(notebook: str):
+    """``(path relative to your root, notebook)`` of the notebook you name (relative to the
+    current folder), read here, as you: the platform never opens a path you give."""
+    import os
+    from pathlib import Path
+
+    from .jobs import notebooks
+
+    settings = get_settings()
+    root = Path(settings.notebook_root).resolve()
+    here = Path.cwd().resolve()
+    given = os.path.relpath(here / notebook, root) if not os.path.isabs(notebook) else notebook
+    if not os.path.isabs(notebook) and (given == ".." or given.startswith("../")):
+        from .errors import UsageError
+
+        raise UsageError(
+            f"The notebook {notebook!r} is outside your root folder {root}; jobs run notebooks "
+            "from inside it."
+        )
+    path = notebooks.resolve_notebook(root, given, max_bytes=settings.jobs_max_notebook_bytes)
+    nb = notebooks.read_notebook(path, settings.jobs_max_notebook_bytes, root=root, shown=notebook)
+    return path.relative_to(root.resolve()).as_posix(), nb
+
+
+def _job_parameters(nb, parameters) -> dict:
+    """``parameters`` as a dict: ``KEY=VALUE`` texts are converted by the declared types."""
+    from .jobs import notebooks
+
+    if parameters is None:
+        return {}
+    if isinstance(parameters, Mapping):
+        return dict(parameters)
+    return notebooks.parse_cli_parameters(list(parameters), notebooks.declared_parameters(nb))
+
+
+def job_run(notebook: str, parameters=None, *, profile: str = "", team: str | None = None,
+            wait: bool = False, in_notebook: bool = False):  # fmt: skip
+    """Run ``notebook`` now through the platform, in a fresh kernel, as you: the run at once,
+    or (``wait``) when it ends, with its progress shown meanwhile."""
+    from .display import JobView
+
+    path, nb = _job_notebook(notebook)
+    run = _client().run_job(path, dict(nb), _job_parameters(nb, parameters), profile, team)
+    if wait:
+        run = wait_for_job(run.id, in_notebook=in_notebook)
+    return JobView(run)
+
+
+def wait_for_job(run_id: int, *, in_notebook: bool = False, poll: float = 1.0, timeout=None):
+    """The run once it has ended, its cells' progress shown meanwhile (a widget in a
+    notebook, lines on a terminal)."""
+    import time
+
+    from .display import Progress
+
+    client = _client()
+    progress = Progress(f"job run {run_id}", in_notebook)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run = client.show_job(run_id)
+        progress.update(run.cells_done, run.cells_total, run.status)
+        if run.status in FINAL_JOB_STATES:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
+
+
+def job_schedule(notebook: str, cron: str, *, timezone: str = "UTC", parameters=None,
+                 name: str | None = None, missed: str = "run_once", profile: str = "",
+                 team: str | None = None):  # fmt: skip
+    """Run a snapshot of ``notebook`` on the cron schedule ``cron`` from the platform service,
+    as you (your server may stop: the runs still happen)."""
+    from pathlib import Path
+
+    from .display import ScheduleView
+
+    path, nb = _job_notebook(notebook)
+    name = name or Path(path).stem.replace(" ", "-")
+    return ScheduleView(
+        _client().create_schedule(
+            name,
+            path,
+            dict(nb),
+            cron,
+            timezone,
+            missed,
+            _job_parameters(nb, parameters),
+            profile,
+            team,
+        )  # fmt: skip
+    )
+
+
+def jobs(*, schedules: bool = False, status: str | None = None):
+    """Your teams' job runs, newest first (or, with ``schedules``, the schedules)."""
+    from .display import JobListView, ScheduleListView
+
+    client = _client()
+    if schedules:
+        return ScheduleListView(client.iterate("list_schedules", limit=1000))
+    return JobListView(client.list_jobs(status=status, limit=200).items)
+
+
+def job(run_id: int):
+    from .display import JobView
+
+    return JobView(_client().show_job(run_id))
+
+
+def job_logs(run_id: int) -> str:
+    """The run's log: papermill's and the cells' output."""
+    from .display import Message
+
+    logs = _client().job_logs(run_id)
+    return Message(("[… earlier lines cut]\n" if logs.truncated else "") + logs.text)
+
+
+def job_output(run_id: int) -> dict | None:
+    """The executed notebook of a finished run, as nbformat JSON (None if none was kept)."""
+    return _client().job_notebook(run_id).notebook
+
+
+def job_cancel(run_id: int):
+    from .display import JobView
+
+    return JobView(_client().cancel_job(run_id))
+
+
+def schedule_change(schedule_id: int, action: str):
+    """``pause``, ``resume`` or ``delete`` schedule ``schedule_id``."""
+    from .display import ScheduleView
+
+    call = {"pause": "pause_schedule", "resume": "resume_schedule", "delete": "delete_schedule"}
+    return ScheduleView(getattr(_client(), call[action])(schedule_id))
+
+
+def run_notebook(notebook: str, parameters=None, *, output: str | None = None,
+                 profile: str = "", kernel: str | None = None) -> int:  # fmt: skip
+    """``mlplat run``: run ``notebook`` here with papermill in a fresh kernel (as you, not
+    through the platform), in an MLflow run of ``<team>/jobs``; prints where the executed
+    notebook and the MLflow run are; the exit code is non-zero when a cell failed."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from .jobs import execute, notebooks
+
+    settings = get_settings()
+    path, nb = _job_notebook(notebook)
+    parameters = notebooks.check_parameters(nb, _job_parameters(nb, parameters))
+    content, digest = notebooks.snapshot_content(nb)
+    identity = _identity()
+    team = identity.teams[0] if identity.teams else "default"
+    target = Path(output) if output else Path.cwd() / f"{Path(path).stem}.executed.ipynb"
+    environment = {}
+    if profile:
+        from .profiles import load_profiles
+
+        chosen = load_profiles(settings.profiles_dir).get(profile)
+        if chosen is None:
+            from .errors import UsageError
+
+            raise UsageError(f"There is no profile {profile!r}; `mlplat profiles list` lists them.")
+        environment = dict(chosen.environment)
+    with tempfile.TemporaryDirectory(prefix="mlplat-run-") as work:
+        source = Path(work) / "input.ipynb"
+        source.write_bytes(content)
+        spec = {
+            "input": str(source), "output": str(target.resolve()), "parameters": parameters,
+            "kernel": kernel or settings.jobs_kernel,
+            "cwd": str((Path(settings.notebook_root) / path).resolve().parent),
+            "tracking_uri": settings.tracking_uri, "experiment": f"{team}/jobs",
+            "run_name": Path(path).stem,
+            "tags": {"mlflow.user": identity.user, "mlplat.team": team,
+                     "mlplat.job.notebook": path, "mlplat.job.snapshot_sha256": digest,
+                     "mlflow.source.name": path},
+        }  # fmt: skip
+        (Path(work) / "job.json").write_text(json.dumps(spec))
+        env = {**os.environ, **environment, "MLPLAT_NOTEBOOK_PATH": path}
+        done = subprocess.run(
+            [sys.executable, "-m", execute.__name__, str(Path(work) / "job.json")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    run_line = next(
+        (x for x in done.stdout.splitlines() if x.startswith("MLPLAT_MLFLOW_RUN_ID=")), ""
+    )
+    mlflow_run = run_line.partition("=")[2]
+    if done.returncode != execute.OK:
+        sys.stderr.write(done.stdout[-4000:])
+    outcome = "succeeded" if done.returncode == execute.OK else "FAILED"
+    print(f"{path}: {outcome} (snapshot sha256 {digest})")
+    if target.exists():
+        print(f"executed notebook: {target}")
+    if mlflow_run:
+        print(f"MLflow run: {mlflow_run} in experiment {team}/jobs at {settings.tracking_uri}")
+    if done.returncode == execute.CELL_FAILED:
+        executed = notebooks.read_notebook(target, settings.jobs_max_notebook_bytes)
+        cell = notebooks.failing_cell(executed) or {}
+        print(f"failing cell {cell.get('index')}: {cell.get('ename')}: {cell.get('evalue')}")
+    return 0 if done.returncode == execute.OK else 1

@@ -47,6 +47,8 @@ ENV_VARS = {
     "MLPLAT_SERVICE_URL": "URL of the platform service as seen from single-user servers",
     "MLPLAT_CLIENT_TRANSPORT": "auto, http or inprocess: how PlatformClient reaches the platform",
     "MLPLAT_PROFILES_DIR": "folder of team profiles used by serving and jobs",
+    "MLPLAT_JOBS_ACCOUNT_PREFIX": "OS account prefix of users' jobs (the hub's spawner prefix)",
+    "MLPLAT_JOBS_PYTHON": "Python that runs jobs (the hub's spawner Python)",
     "MLPLAT_STORE_URL": "SQLAlchemy URL of the platform database (default SQLite in MLPLAT_HOME)",
 }
 
@@ -596,6 +598,117 @@ class MlplatSettings(Configurable):
 
         return _env("MLPLAT_PROFILES_DIR") or str(default_profiles_dir())
 
+    jobs_dir = Unicode(
+        config=True,
+        help="""Platform storage of jobs (root-only when the platform is root): notebook
+        snapshots by SHA-256, and each run's log and executed notebook; default jobs/ in the
+        data directory. Example: c.MlplatSettings.jobs_dir = "/srv/mlplat/jobs" """,
+    )
+
+    @default("jobs_dir")
+    def _default_jobs_dir(self):
+        return str(Path(self.home) / "jobs")
+
+    jobs_work_dir = Unicode(
+        config=True,
+        help="""Folder of the running jobs' working folders (one per run, the owner's, removed
+        after): the users' OS accounts must be able to traverse to it, so as root it is not in
+        the data directory: default /var/lib/mlplat-jobs/<id of the data directory>, else
+        jobs-work/ in the data directory. Example: c.MlplatSettings.jobs_work_dir = "/srv/mlplat/jobs-work" """,
+    )
+
+    @default("jobs_work_dir")
+    def _default_jobs_work_dir(self):
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            import hashlib
+
+            key = hashlib.sha256(str(Path(self.home).expanduser().resolve()).encode())
+            return f"/var/lib/mlplat-jobs/{key.hexdigest()[:12]}"
+        return str(Path(self.home) / "jobs-work")
+
+    jobs_account_prefix = Unicode(
+        config=True,
+        help="""When the platform runs as root, a job of user U runs as the OS account
+        <prefix>U: the account U's server runs as (the hub passes its spawner's prefix). Env:
+        MLPLAT_JOBS_ACCOUNT_PREFIX. Example: c.MlplatSettings.jobs_account_prefix = "jupyter-" """,
+    )
+
+    @default("jobs_account_prefix")
+    def _default_jobs_account_prefix(self):
+        return _env("MLPLAT_JOBS_ACCOUNT_PREFIX", "jupyter-")
+
+    jobs_python = Unicode(
+        config=True,
+        help="""Python that runs jobs (papermill and the kernel), with this project installed;
+        as root its folders must be readable by the users' accounts (the hub passes its
+        spawner's Python). Env: MLPLAT_JOBS_PYTHON; default this Python.
+        Example: c.MlplatSettings.jobs_python = "/opt/mlplat/venv/bin/python" """,
+    )
+
+    @default("jobs_python")
+    def _default_jobs_python(self):
+        return _env("MLPLAT_JOBS_PYTHON", sys.executable)
+
+    notebook_root = Unicode(
+        config=True,
+        help="""Your root folder as a job sees it (the folder your server shows; default your
+        home): notebooks you submit are named relative to it, and a job runs in the notebook's
+        folder under it. Example: c.MlplatSettings.notebook_root = "/home/alice/work" """,
+    )
+
+    @default("notebook_root")
+    def _default_notebook_root(self):
+        return os.path.expanduser("~")
+
+    jobs_workers = Int(
+        2,
+        config=True,
+        help="""Jobs run at once by this platform service; more wait, queued.
+        Example: c.MlplatSettings.jobs_workers = 4""",
+    )
+    jobs_timeout_seconds = Float(
+        3600.0,
+        config=True,
+        help="""Seconds a job may run before it is stopped and marked failed.
+        Example: c.MlplatSettings.jobs_timeout_seconds = 7200""",
+    )
+    jobs_min_interval_seconds = Float(
+        300.0,
+        config=True,
+        help="""The shortest time a cron schedule may leave between two firings.
+        Example: c.MlplatSettings.jobs_min_interval_seconds = 900""",
+    )
+    jobs_retention_days = Float(
+        30.0,
+        config=True,
+        help="""Finished runs older than this are deleted with their logs and executed
+        notebooks (their MLflow runs stay). Example: c.MlplatSettings.jobs_retention_days = 90""",
+    )
+    jobs_kernel = Unicode(
+        "python3",
+        config=True,
+        help="""Jupyter kernel that runs jobs' notebooks.
+        Example: c.MlplatSettings.jobs_kernel = "python3" """,
+    )
+    jobs_tick_seconds = Float(
+        5.0,
+        config=True,
+        help="""Seconds between the scheduler's looks for due firings (and the workers' for
+        queued runs when nothing woke them). Example: c.MlplatSettings.jobs_tick_seconds = 10""",
+    )
+    jobs_heartbeat_seconds = Float(
+        10.0,
+        config=True,
+        help="""Seconds between a running job's heartbeats; a run whose heartbeat is three
+        beats old (its service died) becomes interrupted.
+        Example: c.MlplatSettings.jobs_heartbeat_seconds = 15""",
+    )
+    jobs_max_notebook_bytes = Int(
+        20 * 1024 * 1024,
+        config=True,
+        help="""Largest notebook a job accepts, and largest executed notebook kept.
+        Example: c.MlplatSettings.jobs_max_notebook_bytes = 52428800""",
+    )
     store_timeout_seconds = Float(
         10.0,
         config=True,

@@ -21,6 +21,7 @@ TRANSPORT = {"client", "service", "mlflow_auth"}
 APPLICATION = {"application"}
 DOMAIN = {
     "governance", "tracking", "features", "profiles", "identity", "params", "serving", "store",
+    "jobs",
 }  # fmt: skip
 BASE = {"api", "errors", "oslayer", "ports", "settings", "times", "resources", "version"}
 

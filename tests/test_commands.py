@@ -16,6 +16,9 @@ def test_every_command_answers_on_both_sides():
             available = command.magic if side == "magic" else command.cli
             if available:
                 assert commands.find(list(command.words), side)[0] is command
+            elif (side, command.words) in commands.BY_SIDE:  # `run`: one command per side
+                other = commands.BY_SIDE[(side, command.words)]
+                assert other is not command and commands.find(list(command.words), side)[0] is other
             else:
                 with pytest.raises(UsageError) as info:
                     commands.find(list(command.words), side)
@@ -42,9 +45,9 @@ def test_the_cli_has_approval_request_and_the_same_parser(capsys):
 def test_a_command_of_the_other_side_says_where_it_belongs(ipython_shell, capsys):
     result, captured = run_cell(ipython_shell, "%mlplat up")
     assert_one_line_error(result, captured, UsageError, "run `mlplat up`")
-    assert main(["run"]) == 2
-    assert "cell magic `%%mlplat run`" in capsys.readouterr().err
-    assert main(["job", "run", "x.ipynb"]) == 2
+    assert main(["run"]) == 2  # the CLI's `run` runs a notebook: it needs one
+    assert "the following arguments are required: NOTEBOOK" in capsys.readouterr().err
+    assert main(["pipeline", "submit", "x.ipynb"]) == 2
     assert "not available in this version yet" in capsys.readouterr().err
 
 

@@ -14,9 +14,10 @@ from ..settings import MlplatSettings
 from .core import CoreArea
 from .endpoints import Area, Context, Endpoint, endpoint, parse_request
 from .governance import GovernanceArea
+from .jobs import JobsArea
 from .serving import ServingArea
 
-AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea)
+AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea, JobsArea)
 ENDPOINTS: dict[str, Endpoint] = {ep.name: ep for area in AREAS for ep in area.endpoints}
 
 

@@ -16,6 +16,8 @@ class Resources:
         self._store = None
         self._servers = None
         self._kube = None
+        self._job_runner = None
+        self._job_workers = None
         self._lock = threading.Lock()
 
     @property
@@ -89,7 +91,62 @@ class Resources:
                     )
         return self._kube
 
+    @property
+    def job_runner(self):
+        if self._job_runner is None:
+            from pathlib import Path
+
+            from ..jobs.runner import JobRunner
+            from ..jobs.tokens import owner_token
+
+            settings = self.settings
+            token_for = None
+            if settings.hub_api_url and settings.hub_api_token:
+                scopes = [
+                    "access:services!service=mlflow",
+                    f"access:services!service={settings.service_name}",
+                ]
+
+                def token_for(owner: str, expires_in: float) -> str:
+                    return owner_token(
+                        settings.hub_api_url, settings.hub_api_token, owner, expires_in,
+                        scopes, "jupyter-mlplat job",
+                    )  # fmt: skip
+
+            with self._lock:
+                if self._job_runner is None:
+                    self._job_runner = JobRunner(
+                        store_root=Path(settings.jobs_dir),
+                        work_root=Path(settings.jobs_work_dir),
+                        python=settings.jobs_python,
+                        account_prefix=settings.jobs_account_prefix or None,
+                        timeout=settings.jobs_timeout_seconds, kernel=settings.jobs_kernel,
+                        tracking_uri=settings.tracking_uri, token_for=token_for,
+                        max_notebook_bytes=settings.jobs_max_notebook_bytes,
+                    )  # fmt: skip
+        return self._job_runner
+
+    @property
+    def has_job_workers(self) -> bool:
+        return self._job_workers is not None
+
+    def job_workers_for(self, spec_for):
+        """The pool running this process's jobs (made on first use, started by the caller)."""
+        if self._job_workers is None:
+            from ..jobs.workers import JobWorkers
+
+            with self._lock:
+                if self._job_workers is None:
+                    self._job_workers = JobWorkers(
+                        self.store, self.job_runner, spec_for,
+                        size=self.settings.jobs_workers, tick=self.settings.jobs_tick_seconds,
+                        heartbeat=self.settings.jobs_heartbeat_seconds,
+                    )  # fmt: skip
+        return self._job_workers
+
     def close(self) -> None:
-        """Stop what this process started (its model servers)."""
+        """Stop what this process started (its job runs and model servers)."""
+        if self._job_workers is not None:
+            self._job_workers.close()
         if self._servers is not None:
             self._servers.close()

@@ -169,6 +169,10 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
                 "MLPLAT_HOME": settings.home,
                 "MLPLAT_MODE": settings.mode,
                 "MLPLAT_PROFILES_DIR": str(hub.profiles_dir),
+                # Jobs run as the accounts, and with the Python, of the users' servers.
+                "MLPLAT_JOBS_ACCOUNT_PREFIX": _spawner_knob(c, settings, "account_prefix")
+                or "jupyter-",
+                "MLPLAT_JOBS_PYTHON": _spawner_knob(c, settings, "python") or sys.executable,
                 # The service reads version facts from MLflow itself, never from callers.
                 "MLPLAT_TRACKING_URI": f"{mlflow_url}/services/{MLFLOW_SERVICE}",
                 "MLFLOW_TRACKING_URI": "",
@@ -206,7 +210,9 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
     c.JupyterHub.load_roles = [
         {
             "name": "mlplat-service",
-            "scopes": ["read:users:name", "read:users:groups", "read:groups"],
+            # tokens: a job gets a token of its owner (for MLflow and the platform only, for
+            # the job's time), so it logs as them while their server is stopped.
+            "scopes": ["read:users:name", "read:users:groups", "read:groups", "tokens"],
             "services": [SERVICE_NAME],
         },
         {
@@ -254,6 +260,15 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         _configure_kubernetes(c, profiles, env)
     else:
         _configure_embedded(c, settings, hub, hub_dir, env)
+
+
+def _spawner_knob(c, settings: MlplatSettings, key: str):
+    """A MlplatLocalSpawner knob from the hub config, else from mlplat_config.py, else None."""
+    if key in c.MlplatLocalSpawner:
+        return c.MlplatLocalSpawner[key]
+    own = Config()
+    own.merge(settings.config)
+    return own.MlplatLocalSpawner.get(key)
 
 
 def _server_token(spawner) -> str:

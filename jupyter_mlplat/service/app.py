@@ -246,12 +246,12 @@ def _serve_recorded_deployments(context: ServiceContext) -> None:
         log.info("deployment %s v%s: %s", state.deployment, state.version, state.status)
 
 
-class _Supervision:
-    """Rounds of ServingArea.supervise in a thread, one at a time (a slow round is not
-    stacked on by the next tick)."""
+class _Rounds:
+    """Rounds of a blocking ``work`` in a thread, one at a time (a slow round is not stacked
+    on by the next tick); a failed round is logged, and the next one tries again."""
 
-    def __init__(self, context: ServiceContext):
-        self.context = context
+    def __init__(self, what: str, work):
+        self.what, self.work = what, work
         self.running = False
 
     def tick(self) -> None:
@@ -262,12 +262,28 @@ class _Supervision:
 
     def _round(self) -> None:
         try:
-            for name, version, outcome in self.context.platform.areas["serving"].supervise():
-                log.warning("supervision: deployment %s v%s %s", name, version, outcome)
+            self.work()
         except Exception:  # noqa: BLE001 - logged; the next round tries again
-            log.exception("supervision round failed")
+            log.exception("%s round failed", self.what)
         finally:
             self.running = False
+
+
+def _supervise(context: ServiceContext) -> None:
+    for name, version, outcome in context.platform.areas["serving"].supervise():
+        log.warning("supervision: deployment %s v%s %s", name, version, outcome)
+
+
+def _schedule(context: ServiceContext) -> None:
+    context.platform.areas["jobs"].tick()
+
+
+def _start_jobs(context: ServiceContext) -> None:
+    """The job workers start with the service: queued runs wait for no submission."""
+    try:
+        context.platform.areas["jobs"].workers.start()
+    except Exception:  # noqa: BLE001 - logged; a submission starts them again
+        log.exception("could not start the job workers")
 
 
 def make_app(settings: MlplatSettings, context: ServiceContext | None = None) -> web.Application:
@@ -313,11 +329,25 @@ async def serve(settings: MlplatSettings) -> None:
     context: ServiceContext = app.settings["context"]
     loop_ = asyncio.get_running_loop()
     loop_.run_in_executor(None, _serve_recorded_deployments, context)
-    supervisor = None
+    loop_.run_in_executor(None, _start_jobs, context)
+    rounds = [
+        PeriodicCallback(
+            _Rounds("scheduler", lambda: _schedule(context)).tick,
+            settings.jobs_tick_seconds * 1000,
+        ),
+        PeriodicCallback(
+            _Rounds("job retention", context.platform.areas["jobs"].prune).tick, 3600 * 1000
+        ),
+    ]
     if settings.serving_supervise_seconds > 0:
-        supervision = _Supervision(context)
-        supervisor = PeriodicCallback(supervision.tick, settings.serving_supervise_seconds * 1000)
-        supervisor.start()
+        rounds.append(
+            PeriodicCallback(
+                _Rounds("supervision", lambda: _supervise(context)).tick,
+                settings.serving_supervise_seconds * 1000,
+            )
+        )
+    for callback in rounds:
+        callback.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -325,8 +355,8 @@ async def serve(settings: MlplatSettings) -> None:
     await stop.wait()
     log.info("platform service stopping")
     pruner.stop()
-    if supervisor is not None:
-        supervisor.stop()
+    for callback in rounds:
+        callback.stop()
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=5)
     await context.platform.areas["serving"].aclose()

@@ -1,0 +1,89 @@
+"""The job process: papermill runs one snapshot in a fresh kernel, inside an MLflow run.
+
+Started by :mod:`.runner` as the job's owner (their OS account when the platform is root),
+``python -m jupyter_mlplat.jobs.execute <spec.json>``; never imported by the platform. The
+exit code is the outcome, and the runner reads nothing else for the status:
+
+* 0: every cell ran;
+* 1: a cell raised (papermill's ``PapermillExecutionError``);
+* 2: the kernel died or could not start;
+* 3: anything else went wrong before or around the run (the log says what).
+
+The MLflow run is in the team's experiment ``<team>/jobs`` with the owner as user, the
+parameters as params, the snapshot's digest and the run's ids as tags, and the executed
+notebook as the artifact ``notebook/output.ipynb`` (failed runs included). The kernel
+inherits ``MLFLOW_RUN_ID``, so ``mlflow.start_run()`` in the notebook logs to the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+OK, CELL_FAILED, KERNEL_DIED, BROKEN = 0, 1, 2, 3
+
+
+def main(spec_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as file:
+        spec = json.load(file)
+    try:
+        import mlflow
+    except ImportError:
+        mlflow = None
+    run = None
+    if mlflow is not None and spec.get("tracking_uri"):
+        try:
+            mlflow.set_tracking_uri(spec["tracking_uri"])
+            mlflow.set_experiment(spec["experiment"])
+            run = mlflow.start_run(run_name=spec["run_name"], tags=spec["tags"])
+            params = {k: str(v)[:500] for k, v in spec["parameters"].items()}
+            if params:
+                mlflow.log_params(params)
+            os.environ["MLFLOW_RUN_ID"] = run.info.run_id
+            print(f"MLPLAT_MLFLOW_RUN_ID={run.info.run_id}", flush=True)
+        except Exception:  # noqa: BLE001 - the notebook still runs; the log says why
+            traceback.print_exc()
+            print("mlplat: could not start the MLflow run; running without it", flush=True)
+            run = None
+    code = _execute(spec)
+    if run is not None:
+        try:
+            if os.path.isfile(spec["output"]):
+                mlflow.log_artifact(spec["output"], artifact_path="notebook")
+            mlflow.set_tag("mlplat.job.exit_code", str(code))
+            mlflow.end_run(status="FINISHED" if code == OK else "FAILED")
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            print("mlplat: could not record the notebook in MLflow", flush=True)
+    return code
+
+
+def _execute(spec: dict) -> int:
+    try:
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError:
+        traceback.print_exc()
+        return BROKEN
+    try:
+        papermill.execute_notebook(
+            spec["input"], spec["output"], parameters=spec["parameters"],
+            kernel_name=spec["kernel"], cwd=spec["cwd"], progress_bar=False, log_output=True,
+            request_save_on_cell_execute=True,
+        )  # fmt: skip
+    except PapermillExecutionError as exc:
+        print(f"mlplat: cell {exc.cell_index} raised {exc.ename}: {exc.evalue}", flush=True)
+        return CELL_FAILED
+    except Exception as exc:  # noqa: BLE001 - the kernel died, or did not start
+        traceback.print_exc()
+        name = type(exc).__name__
+        died = "DeadKernel" in name or "kernel" in str(exc).lower() or "Kernel" in name
+        print(f"mlplat: the run stopped: {name}: {exc}", flush=True)
+        return KERNEL_DIED if died else BROKEN
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,390 @@
+"""Run one job: its snapshot through papermill in a fresh kernel, as its owner.
+
+Running as root with an ``account_prefix``, the job runs as the owner's OS account
+``<prefix><owner>`` (the account their server runs as; it must exist), with no
+supplementary groups, in a fresh working folder of theirs (0700) under ``work_root``; the
+platform's storage (``store_root``, root-only) keeps the log (written through a file
+descriptor the job inherits: it never gets the path) and, after the run, a copy of the
+executed notebook read with ``O_NOFOLLOW`` (the owner could have swapped it for a link).
+Not running as root, jobs run as the platform's own account (a platform for one person).
+
+The outcome comes from the job process's exit code (:mod:`.execute`), never from the
+output notebook (papermill marks every cell "completed" when the kernel dies); the output
+notebook only names the failing cell and counts progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MlplatError, ServiceUnavailable
+from ..oslayer import SAFE_ACCOUNT, unreachable_part
+from . import execute, notebooks
+
+_INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+POLL_SECONDS = 0.25
+RUN_MARKER = "MLPLAT_JOB_RUN"
+PROGRESS_EVERY = 1.0
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | failed | cancelled
+    reason: str
+    failed_cell: dict | None = None
+    cells: tuple[int, int] = (0, 0)
+    mlflow_run_id: str = ""
+    output: Path | None = None
+    log: Path | None = None
+
+
+@dataclass
+class RunSpec:
+    """What one run needs, decided by the application."""
+
+    run_id: int
+    owner: str
+    team: str
+    snapshot: bytes
+    parameters: dict
+    notebook_path: str
+    environment: dict = field(default_factory=dict)  # the profile's variables
+    schedule: str = ""
+    digest: str = ""
+
+
+class JobRunner:
+    """Executes runs; settings come in as parameters."""
+
+    def __init__(
+        self, *, store_root: Path, work_root: Path, python: str = sys.executable,
+        account_prefix: str | None = None, timeout: float = 3600.0, kernel: str = "python3",
+        tracking_uri: str = "", token_for: Callable[[str, float], str | None] | None = None,
+        max_notebook_bytes: int = 50 * 1024 * 1024, stop_grace: float = 5.0,
+    ) -> None:  # fmt: skip
+        self.isolating = os.geteuid() == 0
+        if self.isolating and not account_prefix:
+            raise MlplatError(
+                "The platform runs as root, so jobs need the users' account prefix "
+                "(jobs_account_prefix): a notebook is users' code and never runs as root."
+            )
+        self.store_root = Path(store_root)
+        self.work_root = Path(work_root)
+        self.python = python
+        self.account_prefix = account_prefix if self.isolating else None
+        self.timeout = timeout
+        self.kernel = kernel
+        self.tracking_uri = tracking_uri
+        self.token_for = token_for
+        self.max_notebook_bytes = max_notebook_bytes
+        self.stop_grace = stop_grace
+
+    # --- folders --------------------------------------------------------------------------
+
+    def run_dir(self, run_id: int) -> Path:
+        """Platform storage of one run: its log and executed notebook (root-only)."""
+        return self.store_root / "runs" / str(int(run_id))
+
+    def output_of(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "output.ipynb"
+
+    def log_of(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "log.txt"
+
+    def account(self, owner: str) -> pwd.struct_passwd | None:
+        if self.account_prefix is None:
+            return None
+        name = f"{self.account_prefix}{owner}"
+        if not SAFE_ACCOUNT.fullmatch(name):
+            raise MlplatError(f"{owner!r} cannot have an OS account ({name!r} is not safe).")
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise ServiceUnavailable(
+                f"The OS account {name} of {owner} does not exist yet, so their job cannot "
+                "run as them; start their server once (it makes the account)."
+            ) from None
+        if entry.pw_uid == 0:
+            raise MlplatError(f"The OS account {name!r} is root's; a job never runs as root.")
+        return entry
+
+    def _private(self, path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+        return path
+
+    def _work(self, run_id: int, account: pwd.struct_passwd | None) -> Path:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work_root, 0o711 if account else 0o700)
+        workdir = self.work_root / str(int(run_id))
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(mode=0o700)
+        if account is not None:
+            os.chown(workdir, account.pw_uid, account.pw_gid)
+            closed = unreachable_part(Path(self.python), account.pw_uid, account.pw_gid)
+            closed = closed or unreachable_part(workdir, account.pw_uid, account.pw_gid)
+            if closed:
+                raise ServiceUnavailable(
+                    f"The job account {account.pw_name} cannot reach {closed}; open it to "
+                    "others (chmod o+x) or move the jobs' work folder or venv."
+                )
+        return workdir
+
+    # --- running --------------------------------------------------------------------------
+
+    def execute(
+        self, spec: RunSpec, *, cancelled: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[int, int, str], None] = lambda done, total, run: None,
+    ) -> Outcome:  # fmt: skip
+        """Run ``spec`` to its end (or cancel, or timeout); the outcome. Never raises for
+        what the notebook does; raises MlplatError when the run cannot start."""
+        account = self.account(spec.owner)
+        run_dir = self._private(self.run_dir(spec.run_id))
+        workdir = self._work(spec.run_id, account)
+        ids = (account.pw_uid, account.pw_gid) if account else None
+        try:
+            return self._run(spec, account, ids, run_dir, workdir, cancelled, on_progress)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _run(self, spec, account, ids, run_dir, workdir, cancelled, on_progress) -> Outcome:
+        source, output = workdir / "input.ipynb", workdir / "output.ipynb"
+        _write_as(source, spec.snapshot, ids)
+        cwd = Path(account.pw_dir) if account and Path(account.pw_dir).is_dir() else workdir
+        notebook_dir = (cwd / spec.notebook_path).parent
+        if account is None or notebook_dir.is_relative_to(cwd):
+            cwd = notebook_dir if notebook_dir.is_dir() else cwd
+        job = {
+            "input": str(source), "output": str(output), "parameters": spec.parameters,
+            "kernel": self.kernel, "cwd": str(cwd), "tracking_uri": self.tracking_uri,
+            "experiment": f"{spec.team}/jobs",
+            "run_name": spec.schedule or Path(spec.notebook_path).stem,
+            "tags": {
+                "mlflow.user": spec.owner, "mlplat.team": spec.team,
+                "mlplat.job.run_id": str(spec.run_id), "mlplat.job.notebook": spec.notebook_path,
+                "mlplat.job.snapshot_sha256": spec.digest, "mlplat.job.schedule": spec.schedule,
+                "mlflow.source.name": spec.notebook_path,
+            },
+        }  # fmt: skip
+        spec_path = workdir / "job.json"
+        _write_as(spec_path, json.dumps(job).encode(), ids)
+        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env.update(spec.environment)
+        home = account.pw_dir if account and Path(account.pw_dir).is_dir() else str(workdir)
+        env.update(HOME=home, USER=spec.owner, LOGNAME=spec.owner, PYTHONUNBUFFERED="1")
+        env.update(TMPDIR=str(workdir), MLPLAT_NOTEBOOK_PATH=spec.notebook_path)
+        env[RUN_MARKER] = str(spec.run_id)  # the kernel inherits it: found and stopped after
+        if self.tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = env["MLPLAT_TRACKING_URI"] = self.tracking_uri
+            token = self.token_for(spec.owner, self.timeout + 600) if self.token_for else None
+            if token:
+                env["MLFLOW_TRACKING_TOKEN"] = token
+        log_path = run_dir / "log.txt"
+        started = time.monotonic()
+        with open(log_path, "ab") as log:
+            os.chmod(log_path, 0o600)
+            popen_ids = {} if ids is None else {"user": ids[0], "group": ids[1], "extra_groups": []}
+            process = subprocess.Popen(
+                [self.python, "-m", execute.__name__, str(spec_path)], cwd=cwd, env=env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, **popen_ids,
+            )  # fmt: skip
+        self._remember(spec.run_id, process.pid)
+        stopped, last_progress, mlflow_run = "", 0.0, ""
+        try:
+            while process.poll() is None:
+                time.sleep(POLL_SECONDS)
+                if not stopped and cancelled():
+                    stopped = "cancelled"
+                    self._stop(process)
+                elif not stopped and time.monotonic() - started > self.timeout:
+                    stopped = "timeout"
+                    self._stop(process)
+                if time.monotonic() - last_progress > PROGRESS_EVERY:
+                    last_progress = time.monotonic()
+                    mlflow_run = mlflow_run or _mlflow_run_id(log_path)
+                    done, total = self._progress(output)
+                    on_progress(done, total, mlflow_run)
+        finally:
+            if process.poll() is None:
+                self._stop(process)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            kill_leftovers(spec.run_id)  # the kernel runs in a session of its own
+            self._forget(spec.run_id)
+        code = process.returncode
+        copied = self._keep_output(output, run_dir / "output.ipynb")
+        executed = _load(copied)
+        failed = notebooks.failing_cell(executed) if executed is not None else None
+        cells = notebooks.progress(executed) if executed is not None else (0, 0)
+        outcome = Outcome(
+            status="failed", reason="", failed_cell=failed, cells=cells,
+            mlflow_run_id=mlflow_run or _mlflow_run_id(log_path), output=copied, log=log_path,
+        )  # fmt: skip
+        if stopped == "cancelled":
+            outcome.status, outcome.reason = "cancelled", "cancelled while it ran"
+        elif stopped == "timeout":
+            outcome.reason = f"timed out after {self.timeout:g} s and was stopped"
+        elif code == execute.OK:
+            outcome.status, outcome.reason = "succeeded", ""
+        elif code == execute.CELL_FAILED:
+            where = f" (cell {failed['index']}: {failed.get('ename', '')})" if failed else ""
+            outcome.reason = f"a cell raised an error{where}"
+        elif code == execute.KERNEL_DIED:
+            outcome.reason = "the kernel died or could not start; see the log"
+        elif code is not None and code < 0:
+            outcome.reason = f"the job process was killed by signal {-code}"
+        else:
+            outcome.reason = f"the job process failed (exit code {code}); see the log"
+        return outcome
+
+    def _progress(self, output: Path) -> tuple[int, int]:
+        executed = _load(output, self.max_notebook_bytes)
+        return notebooks.progress(executed) if executed is not None else (0, 0)
+
+    def _keep_output(self, output: Path, kept: Path) -> Path | None:
+        """Copy the executed notebook into platform storage: a regular file only, not
+        followed if it is a link, at most ``max_notebook_bytes``."""
+        try:
+            fd = os.open(output, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as source:
+            info = os.fstat(source.fileno())
+            if not _regular(info.st_mode) or info.st_size > self.max_notebook_bytes:
+                return None
+            data = source.read(self.max_notebook_bytes + 1)
+        tmp = kept.with_suffix(".tmp")
+        tmp.write_bytes(data[: self.max_notebook_bytes])
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, kept)
+        return kept
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(self.stop_grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    # --- processes a killed platform left ---------------------------------------------------
+
+    def _pidfile(self, run_id: int) -> Path:
+        # One folder per platform process: a replica on this machine reaps only what a
+        # dead one left.
+        return self.store_root / "pids" / str(os.getpid()) / f"{int(run_id)}.pid"
+
+    def _remember(self, run_id: int, pgid: int) -> None:
+        self._private(self.store_root / "pids")
+        self._private(self.store_root / "pids" / str(os.getpid()))
+        self._pidfile(run_id).write_text(f"{pgid}\n")
+
+    def _forget(self, run_id: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._pidfile(run_id).unlink()
+
+    def reap_stale(self) -> list[int]:
+        """Kill the job processes a previous run of the platform left (it was killed); the
+        run ids they belonged to (the caller marks those interrupted)."""
+        reaped = []
+        for folder in (self.store_root / "pids").glob("*"):
+            if not folder.name.isdigit() or _alive_platform(int(folder.name)):
+                continue
+            reaped += self._reap(folder)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        return reaped
+
+    def _reap(self, folder: Path) -> list[int]:
+        reaped = []
+        for pidfile in folder.glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pgid = int(pidfile.read_text().strip())
+                cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+                if execute.__name__.encode() in cmdline:
+                    os.killpg(pgid, signal.SIGKILL)
+            with contextlib.suppress(ValueError):
+                reaped.append(int(pidfile.stem))
+                kill_leftovers(int(pidfile.stem))
+            with contextlib.suppress(FileNotFoundError):
+                pidfile.unlink()
+        return reaped
+
+
+def _alive_platform(pid: int) -> bool:
+    """Whether ``pid`` is a live process of this platform (its pid folder is in use)."""
+    if pid == os.getpid():
+        return True
+    try:
+        return b"jupyter_mlplat" in Path(f"/proc/{pid}/cmdline").read_bytes() or b"pytest" in (
+            Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+    except OSError:
+        return False
+
+
+def kill_leftovers(run_id: int) -> int:
+    """SIGKILL every process started for run ``run_id`` still alive (found by the marker in
+    its environment: jupyter_client starts kernels in sessions of their own); the count."""
+    marker = f"{RUN_MARKER}={int(run_id)}".encode()
+    killed = 0
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker not in environ.read_bytes().split(b"\0"):
+                continue
+            os.kill(int(environ.parent.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
+def _regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def _write_as(path: Path, data: bytes, ids: tuple[int, int] | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        if ids is not None:
+            os.fchown(file.fileno(), *ids)
+
+
+def _load(path: Path | None, max_bytes: int = 50 * 1024 * 1024):
+    if path is None:
+        return None
+    try:
+        return notebooks.read_notebook(path, max_bytes)
+    except (MlplatError, OSError, ValueError):
+        return None
+
+
+def _mlflow_run_id(log_path: Path) -> str:
+    """The MLflow run the job process announced on its first lines (``MLPLAT_MLFLOW_RUN_ID``)."""
+    try:
+        with open(log_path, "rb") as log:
+            head = log.read(64 * 1024).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in head.splitlines():
+        if line.startswith("MLPLAT_MLFLOW_RUN_ID="):
+            value = line.split("=", 1)[1].strip()
+            return value if value.isalnum() and len(value) <= 64 else ""
+    return ""
