@@ -44,8 +44,10 @@ def upgrade() -> None:
         "mlplat_job_runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "schedule_id", sa.Integer,
-            sa.ForeignKey("mlplat_job_schedules.id", ondelete="SET NULL"), nullable=True,
+            "schedule_id",
+            sa.Integer,
+            sa.ForeignKey("mlplat_job_schedules.id", ondelete="SET NULL"),
+            nullable=True,
         ),  # fmt: skip
         sa.Column("fire_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("owner", sa.String(200), nullable=False),
@@ -66,7 +68,9 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
-        sa.UniqueConstraint("schedule_id", "fire_time", name="uq_mlplat_job_runs_schedule_id_fire_time"),
+        sa.UniqueConstraint(
+            "schedule_id", "fire_time", name="uq_mlplat_job_runs_schedule_id_fire_time"
+        ),
     )
     for column in ("schedule_id", "owner", "team", "status", "created_at"):
         op.create_index(f"ix_mlplat_job_runs_{column}", "mlplat_job_runs", [column])
