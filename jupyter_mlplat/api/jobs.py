@@ -10,12 +10,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .base import ApiModel, Id, ListRequest, Page
 
+def _relative_inside(path: str) -> str:
+    """A path below the user's root: no '..' or '.' segments, no empty ones."""
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise ValueError(
+            "the notebook path must go from your root folder down, without '.', '..' or '//'"
+        )
+    return path
+
+
 NotebookPath = Annotated[
-    str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00/\\][^\x00\\]*\.ipynb$")
+    str,
+    Field(min_length=1, max_length=1024, pattern=r"^[^\x00/\\][^\x00\\]*\.ipynb$"),
+    AfterValidator(_relative_inside),
 ]
 ScheduleName = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

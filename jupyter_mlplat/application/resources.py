@@ -135,10 +135,11 @@ class Resources:
         if self._job_workers is None:
             from ..jobs.workers import JobWorkers
 
+            store, runner = self.store, self.job_runner  # each takes the lock
             with self._lock:
                 if self._job_workers is None:
                     self._job_workers = JobWorkers(
-                        self.store, self.job_runner, spec_for,
+                        store, runner, spec_for,
                         size=self.settings.jobs_workers, tick=self.settings.jobs_tick_seconds,
                         heartbeat=self.settings.jobs_heartbeat_seconds,
                     )  # fmt: skip
