@@ -405,6 +405,8 @@ def _job_notebook(notebook: str):
     settings = get_settings()
     root = Path(settings.notebook_root).resolve()
     here = Path.cwd().resolve()
+    if not here.is_relative_to(root):  # e.g. a terminal elsewhere: this folder is the root
+        root = here
     given = os.path.relpath(here / notebook, root) if not os.path.isabs(notebook) else notebook
     if not os.path.isabs(notebook) and (given == ".." or given.startswith("../")):
         from .errors import UsageError

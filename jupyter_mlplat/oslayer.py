@@ -30,3 +30,22 @@ def unreachable_part(path: str | Path, uid: int, gid: int) -> str | None:
         if not allowed:
             return str(part)
     return None
+
+
+def traversable_dirs(path: str | Path) -> Path:
+    """``path`` and its missing parents made 0711 (others may pass, not list): the folders
+    the platform creates on the way to what users' accounts must reach (a umask of 077, as
+    the hub sets, would make them 0700). Existing folders are left as they are."""
+    path = Path(path)
+    missing = []
+    for part in [path, *path.parents]:
+        if part.exists():
+            break
+        missing.append(part)
+    for part in reversed(missing):
+        try:
+            part.mkdir(mode=0o711)
+        except FileExistsError:
+            continue
+        os.chmod(part, 0o711)
+    return path

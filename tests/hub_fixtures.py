@@ -139,9 +139,13 @@ def write_home(home, hub: JupyterHubProcess | None, spawner: dict | None = None,
         # Model servers run as test accounts too, in a folder those accounts can reach.
         served = Path(tempfile.mkdtemp(prefix="serving-", dir=isolation_root()))
         os.chmod(served, 0o711)
+        jobs = Path(tempfile.mkdtemp(prefix="jobs-work-", dir=isolation_root()))
+        os.chmod(jobs, 0o711)
         lines += [
             f"c.MlplatSettings.serving_account_prefix = {TEST_ACCOUNT_PREFIX + 'serve-'!r}",
             f"c.MlplatSettings.serving_dir = {str(served)!r}",
+            # Jobs run as the users' test accounts, in a folder those accounts can reach.
+            f"c.MlplatSettings.jobs_work_dir = {str(jobs)!r}",
         ]
     (home / "mlplat_config.py").write_text("\n".join(lines) + "\n")
 

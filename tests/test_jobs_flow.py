@@ -459,3 +459,40 @@ def test_a_stopped_service_interrupts_its_running_job_and_keeps_the_queue(jobs, 
     with get_store(settings).session() as session:
         assert session.query(JobRun).count() == 3
     second.resources.close()
+
+
+def test_mlplat_run_runs_a_notebook_here_and_says_where_things_are(
+    jobs, tmp_path, monkeypatch, capsys
+):
+    from jupyter_mlplat.cli import main
+
+    folder = tmp_path / "cli"
+    folder.mkdir()
+    (folder / "report.ipynb").write_text(json.dumps(notebook("print('cli says', x + 1)")))
+    (folder / "broken.ipynb").write_text(json.dumps(notebook("1/0")))
+    monkeypatch.chdir(folder)
+    assert main(["run", "report.ipynb", "-p", "x=41"]) == 0
+    out = capsys.readouterr().out
+    assert "report.ipynb: succeeded" in out
+    assert f"executed notebook: {folder / 'report.executed.ipynb'}" in out
+    assert "MLflow run: " in out and "churn/jobs" in out
+    assert "cli says 42" in outputs_text(json.loads((folder / "report.executed.ipynb").read_text()))
+    assert main(["run", "broken.ipynb"]) == 1
+    out = capsys.readouterr().out
+    assert "broken.ipynb: FAILED" in out and "ZeroDivisionError" in out
+    assert main(["run", "report.ipynb", "-p", "x=forty"]) == 2  # a usage error
+    assert "x" in capsys.readouterr().err
+    assert main(["run", "../outside.ipynb"]) == 2
+    assert "outside your root folder" in capsys.readouterr().err
+
+
+def test_traversable_dirs_are_0711_under_a_private_umask(tmp_path):
+    from jupyter_mlplat.oslayer import traversable_dirs
+
+    old = os.umask(0o077)
+    try:
+        target = traversable_dirs(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    for part in (tmp_path / "a", tmp_path / "a" / "b", target):
+        assert part.is_dir() and (part.stat().st_mode & 0o777) == 0o711

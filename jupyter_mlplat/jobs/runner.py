@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MlplatError, ServiceUnavailable
-from ..oslayer import SAFE_ACCOUNT, unreachable_part
+from ..oslayer import SAFE_ACCOUNT, traversable_dirs, unreachable_part
 from . import execute, notebooks
 
 _INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
@@ -125,6 +125,8 @@ class JobRunner:
         return path
 
     def _work(self, run_id: int, account: pwd.struct_passwd | None) -> Path:
+        if account is not None:
+            traversable_dirs(self.work_root)
         self.work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work_root, 0o711 if account else 0o700)
         workdir = self.work_root / str(int(run_id))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MlplatError, ServiceUnavailable, UsageError
-from ..oslayer import SAFE_ACCOUNT, unreachable_part
+from ..oslayer import SAFE_ACCOUNT, traversable_dirs, unreachable_part
 from .environment import ServingEnvironment, find_serving_environment
 from .local import LocalModelServer, ModelServerFailed
 
@@ -392,7 +392,7 @@ class LocalServers:
     ) -> None:
         if account is None:
             return
-        self.root.parent.mkdir(parents=True, exist_ok=True)
+        traversable_dirs(self.root.parent)
         for what, path in (
             ("the serving Python", environment.python),
             ("the serving venv", environment.python.parent),
