@@ -403,9 +403,15 @@ def test_pause_and_resume(jobs):
     assert schedule.id not in [s.id for s in alice.list_schedules().items]
 
 
-def test_fifty_submissions_honour_the_pool_and_all_end(jobs):
-    alice = jobs(ALICE)
-    store = get_store(jobs.settings)
+def test_fifty_submissions_honour_the_pool_and_all_end(jobs, tmp_path):
+    """(A platform of its own, without MLflow: the pool is under test, not the tracking.)"""
+    from jupyter_mlplat.application import Platform
+
+    settings = jobs.make_settings(tmp_path, tracking_uri="")
+    platform = Platform(settings)
+    alice = PlatformClient(settings, transport="inprocess", identity=ALICE)
+    alice._transport.platform = platform
+    store = get_store(settings)
     tiny = notebook("x + 1")
     ids = []
     submitters = [
@@ -427,8 +433,9 @@ def test_fifty_submissions_honour_the_pool_and_all_end(jobs):
             break
         assert time.monotonic() < deadline, statuses
         time.sleep(0.05)
-    assert 1 <= most <= jobs.settings.jobs_workers
+    assert 1 <= most <= settings.jobs_workers
     assert statuses.count("succeeded") == 50, statuses
+    platform.resources.close()
 
 
 def test_a_stopped_service_interrupts_its_running_job_and_keeps_the_queue(jobs, tmp_path):

@@ -28,12 +28,13 @@ OK, CELL_FAILED, KERNEL_DIED, BROKEN = 0, 1, 2, 3
 def main(spec_path: str) -> int:
     with open(spec_path, encoding="utf-8") as file:
         spec = json.load(file)
-    try:
-        import mlflow
-    except ImportError:
-        mlflow = None
-    run = None
-    if mlflow is not None and spec.get("tracking_uri"):
+    mlflow, run = None, None
+    if spec.get("tracking_uri"):  # (mlflow is slow to import: only when it is used)
+        try:
+            import mlflow
+        except ImportError:
+            print("mlplat: mlflow is not installed here; running without an MLflow run")
+    if mlflow is not None:
         try:
             mlflow.set_tracking_uri(spec["tracking_uri"])
             mlflow.set_experiment(spec["experiment"])
