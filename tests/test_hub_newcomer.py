@@ -9,6 +9,10 @@ platform service with her hub token and bob's token is refused."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+from pathlib import Path
 
 import requests
 
@@ -114,8 +118,38 @@ async def test_alice_runs_the_example_and_serves_it_from_her_own_server(platform
                if e.subject == f"deployment:{NAME}"]  # fmt: skip
     assert actions == ["deployment.deploy", "deployment.canary", "deployment.promote",
                        "deployment.rollback"]  # fmt: skip
+    # The platform service's supervision round brings a killed model server back by itself.
+    (leader,) = model_servers(NAME)
+    os.killpg(leader, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:
+        shown = requests.get(
+            f"{platform_hub.url}/services/mlplat/api/deployments/{NAME}", headers=alice, timeout=30
+        ).json()
+        now = model_servers(NAME)
+        if shown["traffic"][0]["server"] == "ready" and now and now != [leader]:
+            break
+        assert time.monotonic() < deadline, (shown, platform_hub.log_tail())
+        time.sleep(0.5)
+    again = requests.post(f"{base}/infer", json=body, headers=alice, timeout=60)
+    assert again.status_code == 200 and again.json()["outputs"][0]["data"] == predicted["values"]
+
     undeployed = PlatformClient(
         MlplatSettings(client_transport="http", service_url=f"{platform_hub.url}/services/mlplat/"),
         token=hub_tokens["alice"], retry_seconds=10,
     ).undeploy(NAME)  # fmt: skip
     assert undeployed.status == "undeployed"
+
+
+def model_servers(name: str) -> list[int]:
+    """Process-group leaders of the MLServer processes serving ``name``."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            serves = f"MLSERVER_MODEL_NAME={name}".encode() in environ.read_bytes().split(b"\0")
+            pid = int(environ.parent.name)
+            if serves and os.getpgid(pid) == pid:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
