@@ -58,6 +58,19 @@ def _env(name: str, fallback: str | None = None) -> str | None:
     return value if value not in (None, "") else fallback
 
 
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _shared_dir(name: str, home: str) -> str:
+    """``/var/lib/<name>/<id of the data directory>``: a folder users' accounts can reach
+    (the data directory is private), one per platform on the machine."""
+    import hashlib
+
+    key = hashlib.sha256(str(Path(home).expanduser().resolve()).encode())
+    return f"/var/lib/{name}/{key.hexdigest()[:12]}"
+
+
 class MlplatSettings(Configurable):
     """Settings of the workbench; one instance per process (see :func:`get_settings`)."""
 
@@ -493,11 +506,8 @@ class MlplatSettings(Configurable):
 
     @default("serving_dir")
     def _default_serving_dir(self):
-        if hasattr(os, "geteuid") and os.geteuid() == 0 and self.serving_account_prefix:
-            import hashlib
-
-            key = hashlib.sha256(str(Path(self.home).expanduser().resolve()).encode())
-            return f"/var/lib/mlplat-serving/{key.hexdigest()[:12]}"
+        if _root() and self.serving_account_prefix:
+            return _shared_dir("mlplat-serving", self.home)
         return str(Path(self.home) / "deployments")
 
     serving_ready_timeout = Float(
@@ -619,11 +629,8 @@ class MlplatSettings(Configurable):
 
     @default("jobs_work_dir")
     def _default_jobs_work_dir(self):
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            import hashlib
-
-            key = hashlib.sha256(str(Path(self.home).expanduser().resolve()).encode())
-            return f"/var/lib/mlplat-jobs/{key.hexdigest()[:12]}"
+        if _root():
+            return _shared_dir("mlplat-jobs", self.home)
         return str(Path(self.home) / "jobs-work")
 
     jobs_account_prefix = Unicode(
