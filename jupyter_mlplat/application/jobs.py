@@ -51,9 +51,8 @@ class JobsArea(Area):
         """The profile a job of ``team`` runs in: ``slug`` if the team may use it, else the
         team's default."""
         from ..errors import UsageError
-        from ..profiles import load_profiles
 
-        profiles = load_profiles(self.settings.profiles_dir)
+        profiles = self._profiles()
         group = f"team-{team}"
         if slug:
             profile = profiles.get(slug)
@@ -66,6 +65,21 @@ class JobsArea(Area):
             return profile
         allowed = [p for p in profiles.profiles if p.allowed_for([group])]
         return next((p for p in allowed if p.default), allowed[0] if allowed else None)
+
+    def _profiles(self):
+        """The team profiles, read again only when a file of the folder changed (parsing
+        and validating them costs ~40 ms, paid by every submission and run otherwise)."""
+        from ..profiles import load_profiles
+
+        folder = Path(self.settings.profiles_dir)
+        try:
+            stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()))
+        except OSError:
+            stamp = None
+        cached = getattr(self, "_profiles_cache", None)
+        if stamp is None or cached is None or cached[0] != stamp:
+            cached = self._profiles_cache = (stamp, load_profiles(folder))
+        return cached[1]
 
     def _snapshot(self, notebook: dict, parameters: dict) -> tuple[str, dict]:
         """Store the notebook's snapshot; its digest and the checked parameters."""

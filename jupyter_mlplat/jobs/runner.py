@@ -206,7 +206,10 @@ class JobRunner:
         stopped, last_progress, mlflow_run = "", 0.0, ""
         try:
             while process.poll() is None:
-                time.sleep(POLL_SECONDS)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(POLL_SECONDS)  # returns as soon as it exits
+                if process.returncode is not None:
+                    break
                 if not stopped and cancelled():
                     stopped = "cancelled"
                     self._stop(process)
