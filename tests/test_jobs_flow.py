@@ -30,6 +30,9 @@ from jupyter_mlplat.store.models import JobRun, JobSchedule, utcnow
 from tests.hub_fixtures import TEST_ACCOUNT_PREFIX, isolation_root, user_python
 
 ROOT = os.geteuid() == 0
+# Not the hub's test accounts (mlplat-test-<user>, whose homes the spawner makes): these
+# are removed at the session's end with them (hub_fixtures.isolation_accounts).
+JOB_ACCOUNT_PREFIX = TEST_ACCOUNT_PREFIX + "job-"
 ALICE = Identity("alice", ("churn",), "test")
 BOB = Identity("bob", ("fraud",), "test")
 FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
@@ -54,7 +57,7 @@ def account(user: str, homes: Path) -> pwd.struct_passwd | None:
     """The OS account a job of ``user`` runs as (as root), made like the spawner makes it."""
     if not ROOT:
         return None
-    name = f"{TEST_ACCOUNT_PREFIX}{user}"
+    name = f"{JOB_ACCOUNT_PREFIX}{user}"
     home = homes / user
     try:
         return pwd.getpwnam(name)
@@ -84,7 +87,7 @@ def jobs(tmp_path_factory, mlflow_server):
         knobs = dict(
             home=str(home), user="alice", teams=["churn"], teams_source="test",
             tracking_uri=mlflow_server.uri, store_url=f"sqlite:///{home / 'platform.db'}",
-            jobs_work_dir=str(work), jobs_account_prefix=TEST_ACCOUNT_PREFIX,
+            jobs_work_dir=str(work), jobs_account_prefix=JOB_ACCOUNT_PREFIX,
             jobs_python=user_python() if ROOT else __import__("sys").executable,
             jobs_workers=2, jobs_tick_seconds=0.5, jobs_heartbeat_seconds=1.0,
             jobs_timeout_seconds=120.0,
