@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field
 
 from .base import ApiModel, Id, ListRequest, Page
 
+
 def _relative_inside(path: str) -> str:
     """A path below the user's root: no '..' or '.' segments, no empty ones."""
     if any(part in ("", ".", "..") for part in path.split("/")):
