@@ -123,6 +123,8 @@ class Resources:
                         timeout=settings.jobs_timeout_seconds, kernel=settings.jobs_kernel,
                         tracking_uri=settings.tracking_uri, token_for=token_for,
                         max_notebook_bytes=settings.jobs_max_notebook_bytes,
+                        warm=settings.jobs_warm_starters,
+                        warm_idle_seconds=settings.jobs_warm_idle_seconds,
                     )  # fmt: skip
         return self._job_runner
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from ..errors import MlplatError, ServiceUnavailable
 from ..oslayer import SAFE_ACCOUNT, traversable_dirs, unreachable_part
-from . import execute, notebooks
+from . import execute, forkserver, notebooks
+from .warm import ForkedJob, WarmStarters
 
 _INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 POLL_SECONDS = 0.25
@@ -72,6 +73,7 @@ class JobRunner:
         account_prefix: str | None = None, timeout: float = 3600.0, kernel: str = "python3",
         tracking_uri: str = "", token_for: Callable[[str, float], str | None] | None = None,
         max_notebook_bytes: int = 50 * 1024 * 1024, stop_grace: float = 5.0,
+        warm: bool = True, warm_idle_seconds: float = 600.0,
     ) -> None:  # fmt: skip
         self.isolating = os.geteuid() == 0
         if self.isolating and not account_prefix:
@@ -89,6 +91,9 @@ class JobRunner:
         self.token_for = token_for
         self.max_notebook_bytes = max_notebook_bytes
         self.stop_grace = stop_grace
+        self.warm = (
+            WarmStarters(python, self.store_root / "starters", warm_idle_seconds) if warm else None
+        )
 
     # --- folders --------------------------------------------------------------------------
 
@@ -196,13 +201,9 @@ class JobRunner:
         started = time.monotonic()
         with open(log_path, "ab") as log:
             os.chmod(log_path, 0o600)
-            popen_ids = {} if ids is None else {"user": ids[0], "group": ids[1], "extra_groups": []}
-            process = subprocess.Popen(
-                [self.python, "-m", execute.__name__, str(spec_path)], cwd=cwd, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, **popen_ids,
-            )  # fmt: skip
-        self._remember(spec.run_id, process.pid)
+            process = self._spawn(spec_path, cwd, env, log, account, ids)
+        if process.pid > 0:
+            self._remember(spec.run_id, process.pid)
         stopped, last_progress, mlflow_run = "", 0.0, ""
         try:
             while process.poll() is None:
@@ -224,8 +225,7 @@ class JobRunner:
         finally:
             if process.poll() is None:
                 self._stop(process)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _signal_group(process, signal.SIGKILL)
             kill_leftovers(spec.run_id)  # the kernel runs in a session of its own
             self._forget(spec.run_id)
         code = process.returncode
@@ -276,15 +276,47 @@ class JobRunner:
         os.replace(tmp, kept)
         return kept
 
-    def _stop(self, process: subprocess.Popen) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
+    def _spawn(self, spec_path: Path, cwd: Path, env: dict, log, account, ids):
+        """The run's job process: forked by the account's warm starter, or (warm starters
+        off, or the starter failing) a fresh ``python -m jupyter_mlplat.jobs.execute``."""
+        if self.warm is not None:
+            try:
+                starter = self.warm.for_account(account, self._starter_env(account))
+                return starter.start(int(env[RUN_MARKER]), spec_path, cwd, env, log.fileno())
+            except (MlplatError, OSError) as exc:
+                log.write(
+                    f"mlplat: the warm job starter failed ({exc}); a fresh process runs it\n".encode()
+                )
+                log.flush()
+        popen_ids = {} if ids is None else {"user": ids[0], "group": ids[1], "extra_groups": []}
+        return subprocess.Popen(
+            [self.python, "-m", execute.__name__, str(spec_path)], cwd=cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, **popen_ids,
+        )  # fmt: skip
+
+    def _starter_env(self, account) -> dict:
+        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        home = account.pw_dir if account else os.environ.get("HOME", "/")
+        user = account.pw_name if account else pwd.getpwuid(os.getuid()).pw_name
+        env.update(HOME=home, USER=user, LOGNAME=user, PYTHONUNBUFFERED="1")
+        return env
+
+    def prune_idle(self) -> int:
+        return self.warm.prune() if self.warm is not None else 0
+
+    def close(self) -> None:
+        if self.warm is not None:
+            self.warm.close()
+
+    def _stop(self, process) -> None:
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(self.stop_grace)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            _signal_group(process, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(self.stop_grace)
 
     # --- processes a killed platform left ---------------------------------------------------
 
@@ -320,7 +352,9 @@ class JobRunner:
             with contextlib.suppress(ValueError, OSError):
                 pgid = int(pidfile.read_text().strip())
                 cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
-                if execute.__name__.encode() in cmdline:
+                if any(
+                    name.encode() in cmdline for name in (execute.__name__, forkserver.__name__)
+                ):
                     os.killpg(pgid, signal.SIGKILL)
             with contextlib.suppress(ValueError):
                 reaped.append(int(pidfile.stem))
@@ -328,6 +362,15 @@ class JobRunner:
             with contextlib.suppress(FileNotFoundError):
                 pidfile.unlink()
         return reaped
+
+
+def _signal_group(process, signum: int) -> None:
+    """Signal a job's process group: a forked one checks it is still the process forked."""
+    if isinstance(process, ForkedJob):
+        process.signal(signum)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
 
 
 def _alive_platform(pid: int) -> bool:

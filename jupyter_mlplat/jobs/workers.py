@@ -89,6 +89,7 @@ class JobWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.runner.close()
 
     # --- threads ---------------------------------------------------------------------------
 
@@ -143,6 +144,10 @@ class JobWorkers:
 
     def _beat(self) -> None:
         while not self._stopping.wait(self.heartbeat):
+            try:
+                self.runner.prune_idle()
+            except Exception:  # noqa: BLE001 - a starter that will not stop is logged, not fatal
+                log.exception("could not stop an idle job starter")
             try:
                 asked = runs.heartbeat(self.store, self.worker_id, sorted(self.running()))
             except MlplatError as exc:
