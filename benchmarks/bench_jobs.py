@@ -184,6 +184,13 @@ def bare_cli(source: Path, output: Path, cwd: Path) -> float:
     return time.perf_counter() - started
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all processes, /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def bare_pool(source: Path, out: Path, cwd: Path) -> dict:
     import multiprocessing
 
@@ -192,10 +199,11 @@ def bare_pool(source: Path, out: Path, cwd: Path) -> dict:
         jobs = [
             (str(source), str(out / f"pool-{i}.ipynb"), str(cwd)) for i in range(THROUGHPUT_JOBS)
         ]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), busy_cpu_seconds()
         durations = list(pool.map(_pool_job, jobs))
         wall = time.perf_counter() - started
-    return {"wall": wall, "durations": durations, "workers": len(pids)}
+        cpu = busy_cpu_seconds() - cpu
+    return {"wall": wall, "durations": durations, "workers": len(pids), "cpu": cpu}
 
 
 # --- the job process's start-up, alone ---------------------------------------------------
@@ -306,8 +314,8 @@ def wait_final(client, run_id: int, timeout: float = 300) -> tuple[object, float
 SEGMENTS = (
     ("submit call (snapshot, insert)", "submit", "returned"),
     ("wake + claim by a worker", "returned", "claimed"),
-    ("spawn as owner, python, import mlflow, MLflow run", "claimed", "mlflow_start"),
-    ("log params, import papermill, parametrize", "mlflow_start", "pm_start"),
+    ("fork by the warm starter, the MLflow run", "claimed", "mlflow_start"),
+    ("log params, parametrize", "mlflow_start", "pm_start"),
     ("kernel start (to the first cell)", "pm_start", "first_cell"),
     ("the three cells", "first_cell", "last_cell_end"),
     ("kernel stop, save, log artifact, end MLflow run", "last_cell_end", "mlflow_end"),
@@ -359,7 +367,7 @@ def bench_per_job(client, mlflow_client, nb: dict, tmp: Path) -> dict:
 def bench_throughput(client, store, nb: dict) -> dict:
     from jupyter_mlplat.store.models import JobRun
 
-    started = time.time()
+    started, cpu = time.time(), busy_cpu_seconds()
     ids = [
         client.run_job(f"bench/t{i}.ipynb", nb, PARAMETERS, "", None).id
         for i in range(THROUGHPUT_JOBS)
@@ -377,14 +385,14 @@ def bench_throughput(client, store, nb: dict) -> dict:
         if time.monotonic() > deadline:
             raise RuntimeError(f"throughput jobs not final: {statuses}")
         time.sleep(POLL)
-    wall = time.time() - started
+    wall, cpu = time.time() - started, busy_cpu_seconds() - cpu
     with store.session() as session:
         rows = list(session.query(JobRun).filter(JobRun.id.in_(ids)))
         waits = [epoch(r.started_at) - epoch(r.created_at) for r in rows]
         spans = [epoch(r.finished_at) - epoch(r.started_at) for r in rows]
     return {
         "wall": wall, "submitted": submitted, "most_running": most,
-        "succeeded": statuses.count("succeeded"), "waits": waits, "spans": spans,
+        "succeeded": statuses.count("succeeded"), "waits": waits, "spans": spans, "cpu": cpu,
     }  # fmt: skip
 
 
@@ -604,6 +612,13 @@ def report(root, python, startup, per_job, pool, ours_tp, cron_lat, sched) -> No
         print(f"{label:44} {med(values):9.2f} {pct(values, 0.9):7.2f} {ratio:6.2f}x")
     print("   target: platform <= 1.20x bare execute_notebook; "
           f"now {med(ours) / med(bare):.2f}x (median), {pct(ours, 0.9) / pct(bare, 0.9):.2f}x (p90)")  # fmt: skip
+    print("   each run, in order: platform " + " ".join(f"{v:.2f}" for v in ours)
+          + "; bare " + " ".join(f"{v:.2f}" for v in bare))  # fmt: skip
+    slowest = max(per_job["ours"], key=lambda t: t["total"])
+    print("   the slowest platform run's timestamps (s after submit): " + ", ".join(
+        f"{k} {v - slowest['submit']:.2f}" for k, v in sorted(slowest.items(), key=lambda kv: kv[1])
+        if k not in ("total", "submit") and v == v
+    ))  # fmt: skip
     print("\n   where the platform's time goes (median of each segment; they add up to the total)")
     total = 0.0
     for label, start, end in SEGMENTS:
@@ -634,6 +649,10 @@ def report(root, python, startup, per_job, pool, ours_tp, cron_lat, sched) -> No
     print(f"   platform: claim -> finish per job median {med(ours_tp['spans']):.2f} s (max "
           f"{max(ours_tp['spans']):.2f}); pool: per job median {med(pool['durations']):.2f} s "
           f"(max {max(pool['durations']):.2f})")  # fmt: skip
+    print(f"   machine CPU busy per job (all processes): platform "
+          f"{ours_tp['cpu'] / THROUGHPUT_JOBS:.2f} s, pool {pool['cpu'] / THROUGHPUT_JOBS:.2f} s "
+          f"(2 cores: {2 * ours_tp['wall'] / THROUGHPUT_JOBS:.2f} / "
+          f"{2 * pool['wall'] / THROUGHPUT_JOBS:.2f} s of core time per job)")  # fmt: skip
 
     print(f"\n3. cron firing (tick called) -> kernel, {CRON_REPEATS} firings")
     for label, key in (

@@ -225,9 +225,16 @@ def _serving(action):
     def run(ns, env):
         fluent = _fluent()
         if action == "deploy":
-            return fluent.deploy(ns.model, ns.version, target=ns.target, canary=ns.canary)
+            return fluent.deploy(
+                ns.model, ns.version, target=ns.target, canary=ns.canary, progress=True,
+                in_notebook=env.in_notebook,
+            )  # fmt: skip
         if action == "list":
             return fluent.deployments()
+        if action == "rollback":
+            return fluent.rollback(
+                ns.model, target=ns.target, progress=True, in_notebook=env.in_notebook
+            )
         return getattr(fluent, action)(ns.model, target=ns.target)
 
     return run

@@ -304,7 +304,8 @@ class ScheduleListView(_Table):
 
 class Progress:
     """A progress display updated in place: an ipywidgets bar in a notebook, one line per
-    change on a terminal. Serves any long wait (a job's cells)."""
+    change on a terminal. Serves any long wait: a job's cells (:meth:`update`), a deploy's
+    stages (:meth:`stage`)."""
 
     def __init__(self, description: str, in_notebook: bool):
         self.description = description
@@ -320,6 +321,20 @@ class Progress:
                 display(ipywidgets.HBox([self.bar, self.label]))
             except Exception:  # noqa: BLE001 - no widgets here: plain text then
                 self.bar = None
+
+    def stage(self, text: str, elapsed: float | None = None, outcome: str = "") -> None:
+        """An indeterminate wait (a deploy): what is happening and for how long. The
+        terminal gets a line when ``text`` changes, not every second."""
+        shown = f"{self.description}: {text}"
+        if self.bar is not None:
+            self.bar.max = 1
+            self.bar.value = 1 if outcome else 0
+            self.bar.bar_style = {"succeeded": "success", "failed": "danger"}.get(outcome, "info")
+            self.label.value = shown + ("" if elapsed is None else f" ({elapsed:.0f} s)")
+        elif text != self.last:
+            suffix = "" if elapsed is None or not outcome else f" ({elapsed:.1f} s)"
+            print(shown + suffix, flush=True)
+        self.last = text
 
     def update(self, done: int, total: int, status: str) -> None:
         text = f"{self.description}: {status}, {done}/{total or '?'} cells"

@@ -275,12 +275,48 @@ def reject(request_id: int, *, comment: str | None = None):
     return ApprovalView(_client().reject(request_id, comment))
 
 
-def deploy(model: str, version, *, target: str = "staging", canary: int | None = None):
+def deploy(model: str, version, *, target: str = "staging", canary: int | None = None,
+           progress: bool = False, in_notebook: bool = False):  # fmt: skip
     """Serve an approved ``model`` ``version`` for ``target`` (all traffic, or ``canary``
-    percent next to the current version)."""
+    percent next to the current version); ``progress`` shows the wait for the server."""
     from .display import DeploymentView
 
-    return DeploymentView(_client().deploy(model, str(version), target, canary))
+    what = f"deploy {model} v{version} to {target}"
+    call = lambda: _client().deploy(model, str(version), target, canary)  # noqa: E731
+    return DeploymentView(_with_progress(what, call, progress, in_notebook))
+
+
+def _with_progress(what: str, call, progress: bool, in_notebook: bool, *, poll: float = 0.5,
+                   waiting: str = "starting the model server and waiting for it to be ready"):  # fmt: skip
+    """``call()``'s result; with ``progress``, the wait shown meanwhile (the same display
+    as a job's): the request runs in a thread, this one ticks the elapsed time."""
+    if not progress:
+        return call()
+    import threading
+    import time
+
+    from .display import Progress
+
+    shown = Progress(what, in_notebook)
+    result, started = {}, time.monotonic()
+
+    def target():
+        try:
+            result["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, name="mlplat-progress", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        shown.stage(waiting, time.monotonic() - started)
+        worker.join(poll)
+    elapsed = time.monotonic() - started
+    if "error" in result:
+        shown.stage(f"failed: {result['error']}", elapsed, "failed")
+        raise result["error"]
+    shown.stage("ready", elapsed, "succeeded")
+    return result["value"]
 
 
 def deployments():
@@ -301,11 +337,16 @@ def promote(model: str, *, target: str = "staging"):
     return DeploymentView(_client().promote(_deployment_name(model, target)))
 
 
-def rollback(model: str, *, target: str = "staging"):
+def rollback(model: str, *, target: str = "staging", progress: bool = False,
+             in_notebook: bool = False):  # fmt: skip
     """Drop the canary; without one, serve the previous version again."""
     from .display import DeploymentView
 
-    return DeploymentView(_client().rollback(_deployment_name(model, target)))
+    call = lambda: _client().rollback(_deployment_name(model, target))  # noqa: E731
+    return DeploymentView(_with_progress(
+        f"rollback {model} on {target}", call, progress, in_notebook,
+        waiting="moving the traffic (a previous version's server is started if needed)",
+    ))  # fmt: skip
 
 
 def undeploy(model: str, *, target: str = "staging"):

@@ -42,6 +42,10 @@ rows = pd.DataFrame({"tenure_months": [3, 40], "monthly_spend": [20.0, 90.0],
                      "support_tickets": [5, 0], "sessions_7d": [1, 9]})
 first = %mlplat deploy hub-quickstart-model 1
 print("DEPLOYED=" + repr(first).splitlines()[0])
+from ipywidgets.widgets.widget import _instances
+bars = [w for w in _instances.values() if type(w).__name__ == "IntProgress"]
+labels = [w.value for w in _instances.values() if type(w).__name__ == "Label"]
+print("PROGRESS=" + json.dumps({"styles": [b.bar_style for b in bars], "labels": labels}))
 %mlplat predict hub-quickstart-model --data rows -o predicted
 print("PREDICTED=" + json.dumps({"version": predicted.attrs["version"],
                                  "values": predicted.iloc[:, 0].tolist()}))
@@ -77,6 +81,12 @@ async def test_alice_runs_the_example_and_serves_it_from_her_own_server(platform
 
     lines = dict(x.split("=", 1) for x in served.splitlines() if "=" in x and x[:1].isupper())
     assert lines["DEPLOYED"] == f"Deployment {NAME}: ACTIVE — v1 100% (ready)", served
+    # The deploy's wait was shown as a progress widget, updated in place to its end.
+    progress = json.loads(lines["PROGRESS"])
+    assert progress["styles"] == ["success"], progress
+    assert progress["labels"][0].startswith("deploy hub-quickstart-model v1 to staging: ready ("), (
+        progress
+    )
     predicted = json.loads(lines["PREDICTED"])
     assert predicted["version"] == "1" and len(predicted["values"]) == 2
     assert lines["CANARY"] == f"Deployment {NAME}: ACTIVE — v1 70% (ready), v2 30% (ready)"

@@ -7,6 +7,7 @@ and papermill), so each test sees the starter do its job: fork, report, die, be 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -230,3 +231,62 @@ def test_without_warm_starters_each_job_is_a_fresh_process(make_runner, homes):
     _, parent, _ = lineage(ok)
     assert parent == os.getpid()  # the job process was started by the platform itself
     assert bad.status == "failed" and "ValueError" in bad.reason, bad
+
+
+def _kernel_of(run_id: int):
+    import psutil
+
+    for pid in _marked(run_id):
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            if any("ipykernel" in part for part in process.cmdline()):
+                return process
+    return None
+
+
+def test_a_job_kernel_listens_on_no_port_and_other_accounts_cannot_reach_its_sockets(
+    make_runner, homes
+):
+    """On TCP loopback ports any account could subscribe to a job kernel's outputs (its
+    messages are signed, not encrypted): its channels are socket files in the run's 0700
+    folder."""
+    runner = make_runner()
+    owner = account("alice", homes)
+    intruder = account("bob", homes)
+    slow = spec("alice", "import time; time.sleep(120)")
+    asked = threading.Event()
+    thread = threading.Thread(target=lambda: runner.execute(slow, cancelled=asked.is_set))
+    thread.start()
+    try:
+        _wait_for(lambda: _kernel_of(slow.run_id) is not None, what="the job's kernel starting")
+        kernel = _kernel_of(slow.run_id)
+        _wait_for(lambda: kernel.connections(kind="unix"), 30, "the kernel's sockets")
+        # On TCP the kernel listens on 6 ports. What stays is ipykernel's IOPub pipe for
+        # forked subprocesses: a PULL socket (nothing can be read from it) that drops
+        # messages without its 16-byte random prefix.
+        listening = [c for c in kernel.connections(kind="inet") if c.status == "LISTEN"]
+        assert len(listening) <= 1, listening
+        paths = sorted({c.laddr for c in kernel.connections(kind="unix") if c.laddr})
+        workdir = runner.work_root / str(slow.run_id)
+        assert paths and all(Path(p).parent == workdir for p in paths), paths
+        assert (workdir.stat().st_mode & 0o777) == 0o700
+        if ROOT:
+            assert workdir.stat().st_uid == owner.pw_uid
+            probe = (
+                "import socket, sys\nrefused = 0\nfor path in sys.argv[1:]:\n"
+                "    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect(path)\n"
+                "    except PermissionError:\n        refused += 1\nprint(refused)"
+            )
+            result = subprocess.run(
+                [user_python(), "-c", probe, *paths], capture_output=True, text=True,
+                user=intruder.pw_uid, group=intruder.pw_gid, extra_groups=[], timeout=30,
+            )  # fmt: skip
+            assert result.stdout.strip() == str(len(paths)), result
+            own = subprocess.run(
+                [user_python(), "-c", probe, *paths], capture_output=True, text=True,
+                user=owner.pw_uid, group=owner.pw_gid, extra_groups=[], timeout=30,
+            )  # fmt: skip
+            assert own.stdout.strip() == "0", own  # the owner's own connections go through
+    finally:
+        asked.set()
+        thread.join(30)

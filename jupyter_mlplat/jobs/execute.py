@@ -73,11 +73,18 @@ def _execute(spec: dict) -> int:
     except ImportError:
         traceback.print_exc()
         return BROKEN
+    extra = {}
+    if spec.get("kernel_ipc"):
+        from traitlets.config import Config
+
+        # The kernel's sockets as files in the run's 0700 folder: on TCP ports any account
+        # on the machine could subscribe to its outputs (messages are signed, not secret).
+        extra["config"] = Config({"KernelManager": {"transport": "ipc", "ip": spec["kernel_ipc"]}})
     try:
         papermill.execute_notebook(
             spec["input"], spec["output"], parameters=spec["parameters"],
             kernel_name=spec["kernel"], cwd=spec["cwd"], progress_bar=False, log_output=True,
-            request_save_on_cell_execute=True,
+            request_save_on_cell_execute=True, **extra,
         )  # fmt: skip
     except PapermillExecutionError as exc:
         print(f"mlplat: cell {exc.cell_index} raised {exc.ename}: {exc.evalue}", flush=True)

@@ -44,6 +44,17 @@ def warm_up() -> None:
 
         # Loads the header plugins a first request would load, without importing Feast.
         defer_feast_header_provider()
+        from mlflow.tracking.context.registry import resolve_tags
+        from mlflow.tracking.request_header.registry import resolve_request_headers
+
+        # Each request asks Databricks' header plugin whether it runs in a Databricks
+        # notebook, which imports IPython (0.45 s); starting a run resolves context tags.
+        resolve_request_headers()
+        resolve_tags({})
+        import mlflow.store.artifact.http_artifact_repo  # noqa: F401
+        import mlflow.store.tracking.rest_store  # noqa: F401
+        import mlflow.tracing.processor.base_mlflow  # noqa: F401 - set_tracking_uri's
+        import mlflow.tracing.provider  # noqa: F401
     with contextlib.suppress(Exception):
         import nbformat
         import papermill  # noqa: F401
@@ -53,7 +64,13 @@ def warm_up() -> None:
         from nbclient import NotebookClient  # noqa: F401
 
         nbformat.validate(nbformat.v4.new_notebook())  # compiles the schema once
+    import threading
+
     from . import execute  # noqa: F401
+
+    if threading.active_count() > 1:  # a fork copies no thread, only their locks
+        names = ", ".join(t.name for t in threading.enumerate())
+        print(f"mlplat: the warm starter has threads after its imports ({names})", flush=True)
 
 
 def _receive(conn: socket.socket) -> tuple[dict | None, list[int]]:

@@ -34,6 +34,9 @@ from . import execute, forkserver, notebooks
 from .warm import ForkedJob, WarmStarters
 
 _INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# MLflow 3 sends usage data from a thread of its own; a platform's jobs do not phone out
+# (a profile's environment can say otherwise).
+_QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 POLL_SECONDS = 0.25
 RUN_MARKER = "MLPLAT_JOB_RUN"
 PROGRESS_EVERY = 1.0
@@ -172,7 +175,9 @@ class JobRunner:
         notebook_dir = (cwd / spec.notebook_path).parent
         if account is None or notebook_dir.is_relative_to(cwd):
             cwd = notebook_dir if notebook_dir.is_dir() else cwd
+        ipc = workdir / "kernel"  # + "-<n>": a Unix socket path holds 107 bytes at most
         job = {
+            "kernel_ipc": str(ipc) if len(str(ipc)) < 96 else "",
             "input": str(source), "output": str(output), "parameters": spec.parameters,
             "kernel": self.kernel, "cwd": str(cwd), "tracking_uri": self.tracking_uri,
             "experiment": f"{spec.team}/jobs",
@@ -187,6 +192,7 @@ class JobRunner:
         spec_path = workdir / "job.json"
         _write_as(spec_path, json.dumps(job).encode(), ids)
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env.update(_QUIET)
         env.update(spec.environment)
         home = account.pw_dir if account and Path(account.pw_dir).is_dir() else str(workdir)
         env.update(HOME=home, USER=spec.owner, LOGNAME=spec.owner, PYTHONUNBUFFERED="1")
@@ -297,6 +303,7 @@ class JobRunner:
 
     def _starter_env(self, account) -> dict:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env.update(_QUIET)
         home = account.pw_dir if account else os.environ.get("HOME", "/")
         user = account.pw_name if account else pwd.getpwuid(os.getuid()).pw_name
         env.update(HOME=home, USER=user, LOGNAME=user, PYTHONUNBUFFERED="1")
