@@ -259,6 +259,58 @@ def _run_notebook(ns, env):
     )
 
 
+def _pipeline_namespace(ns, env) -> dict:
+    """Where FUNC is: the notebook's namespace, or (CLI) the file of ``FILE.py:FUNC``."""
+    if env.in_notebook:
+        return env.namespace
+    path, sep, name = ns.func.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        raise UsageError(
+            f"{ns.func!r} names no file; in a terminal give FILE.py:FUNC (the file that "
+            "defines the @dsl.pipeline function)."
+        )
+    import runpy
+
+    try:
+        namespace = runpy.run_path(path, run_name="mlplat_pipeline")
+    except FileNotFoundError:
+        raise UsageError(f"There is no file {path}.") from None
+    ns.func = name
+    return namespace
+
+
+def _pipeline_submit(ns, env):
+    namespace = _pipeline_namespace(ns, env)
+    return _fluent().pipeline_submit(
+        ns.func, ns.arg, mode="kfp" if ns.kfp else "local", experiment=ns.experiment or "",
+        profile=ns.profile, team=ns.team, wait=ns.wait, in_notebook=env.in_notebook,
+        namespace=namespace,
+    )  # fmt: skip
+
+
+def _pipeline(action):
+    def run(ns, env):
+        fluent = _fluent()
+        if action == "list":
+            return fluent.pipelines(status=ns.status)
+        if action == "status":
+            if ns.notebook:
+                import json
+
+                from .display import Message
+
+                notebook = fluent.pipeline_notebook(ns.id, ns.notebook)
+                if notebook is None:
+                    raise UsageError(f"Task {ns.notebook} of run {ns.id} kept no notebook.")
+                return Message(json.dumps(notebook, indent=1))
+            return fluent.pipeline_status(ns.id)
+        if action == "logs":
+            return fluent.pipeline_logs(ns.id, ns.task)
+        return fluent.pipeline_cancel(ns.id)
+
+    return run
+
+
 def _job_schedule(ns, env):
     return _fluent().job_schedule(
         ns.notebook, ns.cron, timezone=ns.timezone, parameters=ns.param, name=ns.name,
@@ -590,6 +642,54 @@ COMMANDS: tuple[Command, ...] = (
         ("job", "unschedule"), "delete a schedule (its runs stay)", _schedule("delete"), (_ID,)
     ),
     Command(
+        ("pipeline", "submit"),
+        "compile a @dsl.pipeline function and run it: locally (kfp.local) or on Kubeflow",
+        _pipeline_submit,
+        (
+            Arg("func", metavar="FUNC", help="its name in the notebook (CLI: FILE.py:FUNC)"),
+            Arg(
+                "-a",
+                "--arg",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="an argument the pipeline declares",
+            ),
+            Arg(
+                "--local", action="store_true", help="run with kfp.local in the platform (default)"
+            ),
+            Arg("--kfp", action="store_true", help="run on the Kubeflow Pipelines API"),
+            Arg("--experiment", metavar="NAME", help="MLflow/KFP experiment (<team>/NAME)"),
+            _PROFILE,
+            _TEAM,
+            Arg("--wait", action="store_true", help="wait for the end, showing the tasks"),
+        ),
+    ),  # fmt: skip
+    Command(
+        ("pipeline", "list"),
+        "your teams' pipeline runs, newest first",
+        _pipeline("list"),
+        (Arg("--status", default=None, help="only runs of this status"),),
+    ),  # fmt: skip
+    Command(
+        ("pipeline", "status"),
+        "one pipeline run: its tasks' states, notebooks and MLflow runs",
+        _pipeline("status"),
+        (_ID, Arg("--notebook", metavar="TASK", help="the executed notebook of a step")),
+    ),  # fmt: skip
+    Command(
+        ("pipeline", "logs"),
+        "the log of a pipeline run, or of one task",
+        _pipeline("logs"),
+        (_ID, Arg("--task", metavar="TASK", help="one task's log")),
+    ),  # fmt: skip
+    Command(
+        ("pipeline", "cancel"),
+        "cancel a queued or running pipeline run",
+        _pipeline("cancel"),
+        (_ID,),
+    ),  # fmt: skip
+    Command(
         ("hub", "add-user"),
         "add a user to the embedded hub's users file (prints the password)",
         _hub_users("add"),
@@ -630,7 +730,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 # Named in the design and built by later releases.
-PLANNED = ("pipeline",)
+PLANNED: tuple[str, ...] = ()
 ALIASES = {"approvals": "approval"}
 
 # `run` is two commands: the cell magic (%%mlplat run) and the CLI's notebook runner.
@@ -705,7 +805,8 @@ def help_text(side: str) -> str:
     for command in COMMANDS:
         if command.magic if side == "magic" else command.cli:
             lines += [usage(command, side), f"    {command.help}"]
-    lines.append(f"Coming in later releases: {', '.join(PLANNED)}.")
+    if PLANNED:
+        lines.append(f"Coming in later releases: {', '.join(PLANNED)}.")
     return "\n".join(lines)
 
 

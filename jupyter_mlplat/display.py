@@ -276,6 +276,61 @@ class JobListView(_Table):
                 _when(j.created_at), (j.reason or "")[:60])  # fmt: skip
 
 
+class PipelineRunView(_View):
+    """One pipeline run: status, each task's state, and where its notebooks and MLflow
+    runs are."""
+
+    def __repr__(self) -> str:
+        p = self.model
+        done = sum(t.state in ("succeeded", "failed", "skipped") for t in p.tasks)
+        where = "local (kfp.local)" if p.mode == "local" else f"Kubeflow run {p.kfp_run_id}"
+        lines = [f"Pipeline run {p.id}: {p.status.upper()} — {p.name} ({done}/{len(p.tasks)} "
+                 f"tasks, {where})"]  # fmt: skip
+        if p.reason:
+            lines.append(f"  {p.reason}")
+        lines.append(f"  owner {p.owner} (team {p.team}); pipeline sha256 {p.pipeline_digest}")
+        if p.arguments:
+            lines.append(f"  arguments {json.dumps(p.arguments, sort_keys=True)}")
+        lines.append(f"  queued {_when(p.created_at)}, started {_when(p.started_at)}, "
+                     f"finished {_when(p.finished_at)}")  # fmt: skip
+        if p.mlflow_run_id:
+            lines.append(f"  MLflow run {p.mlflow_run_id} (experiment {p.experiment}), with the "
+                         "compiled pipeline as pipeline/pipeline.yaml")  # fmt: skip
+        for t in p.tasks:
+            took = f" in {t.ended - t.started:.1f} s" if t.started and t.ended else ""
+            extra = []
+            if t.mlflow_run_id:
+                extra.append(f"MLflow run {t.mlflow_run_id}")
+            if t.notebook:
+                extra.append(f"notebook: `%mlplat pipeline status {p.id} --notebook {t.name}`")
+            plain = {
+                k: v
+                for k, v in t.outputs.items()
+                if k not in ("executed_notebook", "mlflow_run_id")
+            }
+            if plain:
+                extra.append(f"outputs {json.dumps(plain, sort_keys=True)[:200]}")
+            lines.append(
+                f"  - {t.name}: {t.state}{took}" + ("; " + "; ".join(extra) if extra else "")
+            )
+        if p.mode == "local" and p.status not in ("queued",):
+            lines.append(f"  log: `%mlplat pipeline logs {p.id} [--task TASK]`")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{_e(repr(self))}</pre>"
+
+
+class PipelineRunListView(_Table):
+    columns = ("run", "status", "pipeline", "tasks", "mode", "owner", "queued", "reason")
+    empty = "No pipeline runs yet; `%mlplat pipeline submit FUNC` starts one."
+
+    def row(self, p) -> tuple:
+        done = sum(t.state in ("succeeded", "failed", "skipped") for t in p.tasks)
+        return (p.id, p.status, p.name, f"{done}/{len(p.tasks)}", p.mode, p.owner,
+                _when(p.created_at), (p.reason or "")[:60])  # fmt: skip
+
+
 class ScheduleView(_View):
     def __repr__(self) -> str:
         s = self.model
@@ -336,13 +391,17 @@ class Progress:
             print(shown + suffix, flush=True)
         self.last = text
 
-    def update(self, done: int, total: int, status: str) -> None:
-        text = f"{self.description}: {status}, {done}/{total or '?'} cells"
+    def update(
+        self, done: int, total: int, status: str, unit: str = "cells", detail: str = ""
+    ) -> None:
+        text = f"{self.description}: {status}, {done}/{total or '?'} {unit}" + (
+            f" ({detail})" if detail else ""
+        )
         if self.bar is not None:
             self.bar.max = max(1, total)
             self.bar.value = min(done, self.bar.max)
             self.bar.bar_style = {"succeeded": "success", "failed": "danger"}.get(status, "")
             self.label.value = text
-        elif (done, total, status) != self.last:
+        elif (done, total, status, detail) != self.last:
             print(text, flush=True)
-        self.last = (done, total, status)
+        self.last = (done, total, status, detail)

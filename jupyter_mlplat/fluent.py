@@ -641,3 +641,110 @@ def run_notebook(notebook: str, parameters=None, *, output: str | None = None,
         cell = notebooks.failing_cell(executed) or {}
         print(f"failing cell {cell.get('index')}: {cell.get('ename')}: {cell.get('evalue')}")
     return 0 if done.returncode == execute.OK else 1
+
+
+# ---- pipelines ----
+
+
+def notebook_step(notebook: str, parameters=None, *, outputs: dict | None = None,
+                  image: str | None = None):  # fmt: skip
+    """A KFP component running a snapshot of ``notebook`` (relative to the current folder)
+    with papermill: its inputs are the notebook's declared parameters (``parameters``
+    give their defaults), its outputs the executed notebook, the step's MLflow run and the
+    ``outputs`` declared here (``{"rows": int}``, recorded in the notebook with
+    ``mlplat.step_output("rows", n)``)."""
+    from .pipelines.notebook_step import DEFAULT_IMAGE
+    from .pipelines.notebook_step import notebook_step as build
+
+    path, nb = _job_notebook(notebook)
+    settings = get_settings()
+    return build(
+        path, nb, _job_parameters(nb, parameters), outputs=outputs,
+        image=image or DEFAULT_IMAGE, max_bytes=settings.jobs_max_notebook_bytes,
+    )  # fmt: skip
+
+
+def step_output(name: str, value) -> None:
+    """Record output ``name`` of the notebook step this notebook runs as."""
+    from .pipelines.step_runtime import step_output as record
+
+    record(name, value)
+
+
+def pipeline_submit(pipeline, arguments=None, *, mode: str = "local", experiment: str = "",
+                    profile: str = "", team: str | None = None, wait: bool = False,
+                    in_notebook: bool = False, namespace: dict | None = None):  # fmt: skip
+    """Compile the ``@dsl.pipeline`` ``pipeline`` (or its name in ``namespace``) and run it:
+    ``local`` in the platform's pool with kfp.local, ``kfp`` on Kubeflow Pipelines. The
+    run at once, or (``wait``) when it ends, its tasks' states shown meanwhile."""
+    from .display import PipelineRunView
+    from .pipelines import compile as compiling
+
+    if isinstance(pipeline, str):
+        pipeline = compiling.find_pipeline(namespace or {}, pipeline)
+    else:
+        compiling.find_pipeline({"pipeline": pipeline}, "pipeline")
+    if isinstance(arguments, list | tuple):
+        checked = compiling.parse_cli_arguments(list(arguments), pipeline)
+    else:
+        checked = compiling.check_arguments(pipeline, dict(arguments or {}))
+    compiled = compiling.compile_pipeline(pipeline)
+    run = _client().submit_pipeline(
+        pipeline.name, compiled, checked, mode, experiment, profile, team
+    )  # fmt: skip
+    if wait:
+        run = wait_for_pipeline(run.id, in_notebook=in_notebook)
+    return PipelineRunView(run)
+
+
+def wait_for_pipeline(run_id: int, *, in_notebook: bool = False, poll: float = 1.0, timeout=None):
+    """The run once it has ended, its tasks' states shown meanwhile."""
+    import time
+
+    from .display import Progress
+
+    client = _client()
+    progress = Progress(f"pipeline run {run_id}", in_notebook)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run = client.show_pipeline_run(run_id)
+        done = sum(t.state in ("succeeded", "failed", "skipped") for t in run.tasks)
+        states = ", ".join(f"{t.name} {t.state}" for t in run.tasks)
+        progress.update(done, len(run.tasks), run.status, unit="tasks", detail=states)
+        if run.status in FINAL_JOB_STATES:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
+
+
+def pipelines(*, status: str | None = None):
+    """Your teams' pipeline runs, newest first."""
+    from .display import PipelineRunListView
+
+    return PipelineRunListView(_client().list_pipeline_runs(status=status, limit=200).items)
+
+
+def pipeline_status(run_id: int):
+    from .display import PipelineRunView
+
+    return PipelineRunView(_client().show_pipeline_run(run_id))
+
+
+def pipeline_logs(run_id: int, task: str | None = None):
+    """The run's log, or one task's."""
+    from .display import Message
+
+    logs = _client().pipeline_logs(run_id, task)
+    return Message(("[… earlier lines cut]\n" if logs.truncated else "") + logs.text)
+
+
+def pipeline_notebook(run_id: int, task: str) -> dict | None:
+    """The executed notebook of the notebook step ``task`` (nbformat JSON, or None)."""
+    return _client().pipeline_task_notebook(run_id, task).notebook
+
+
+def pipeline_cancel(run_id: int):
+    from .display import PipelineRunView
+
+    return PipelineRunView(_client().cancel_pipeline_run(run_id))

@@ -716,6 +716,31 @@ class MlplatSettings(Configurable):
         help="""Largest notebook a job accepts, and largest executed notebook kept.
         Example: c.MlplatSettings.jobs_max_notebook_bytes = 52428800""",
     )
+    kfp_api_url = Unicode(
+        "",
+        config=True,
+        help="""The Kubeflow Pipelines API that `%mlplat pipeline submit --kfp` sends runs to
+        (empty: only --local runs). Example: c.MlplatSettings.kfp_api_url = "http://ml-pipeline.kubeflow:8888" """,
+    )
+    kfp_token_file = Unicode(
+        "",
+        config=True,
+        help="""A file with the bearer token the platform calls the KFP API with (read on each
+        call: projected tokens rotate). Example: c.MlplatSettings.kfp_token_file = "/var/run/secrets/kubeflow/pipelines/token" """,
+    )
+    kfp_ca_file = Unicode(
+        "",
+        config=True,
+        help="""CA bundle for the KFP API's TLS certificate (empty: the system's).
+        Example: c.MlplatSettings.kfp_ca_file = "/etc/mlplat/kfp-ca.crt" """,
+    )
+    kfp_user_header = Unicode(
+        "kubeflow-userid",
+        config=True,
+        help="""The header naming the user on the platform's calls to the KFP API (Kubeflow's
+        multi-user mode trusts it from the platform's service account only; empty: none).
+        Example: c.MlplatSettings.kfp_user_header = "x-goog-authenticated-user-email" """,
+    )
     jobs_warm_starters = Bool(
         True,
         config=True,

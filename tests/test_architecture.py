@@ -21,7 +21,7 @@ TRANSPORT = {"client", "service", "mlflow_auth"}
 APPLICATION = {"application"}
 DOMAIN = {
     "governance", "tracking", "features", "profiles", "identity", "params", "serving", "store",
-    "jobs",
+    "jobs", "pipelines",
 }  # fmt: skip
 BASE = {"api", "errors", "oslayer", "ports", "settings", "times", "resources", "version"}
 

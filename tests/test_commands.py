@@ -47,8 +47,8 @@ def test_a_command_of_the_other_side_says_where_it_belongs(ipython_shell, capsys
     assert_one_line_error(result, captured, UsageError, "run `mlplat up`")
     assert main(["run"]) == 2  # the CLI's `run` runs a notebook: it needs one
     assert "the following arguments are required: NOTEBOOK" in capsys.readouterr().err
-    assert main(["pipeline", "submit", "x.ipynb"]) == 2
-    assert "not available in this version yet" in capsys.readouterr().err
+    assert main(["pipeline", "submit", "x.ipynb"]) == 2  # a terminal names the file: FILE.py:FUNC
+    assert "give FILE.py:FUNC" in capsys.readouterr().err
 
 
 def test_hub_users_from_the_cli(configure, capsys):

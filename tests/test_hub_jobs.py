@@ -8,7 +8,8 @@ becomes interrupted, nothing runs twice, the schedules are intact and fire again
 
 Time passing is stood for by moving a schedule's recorded next firing into the past in the
 platform store (the test is root, as the platform is); the scheduler itself is the
-service's. The schedules' own times are once a year, so no real firing falls in the test.
+service's. Those schedules' own times are once a year, so no real firing falls in the test;
+at the end one hourly schedule at the coming minute fires for real.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import os
 import signal
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -189,5 +190,41 @@ async def test_schedules_run_as_their_owner_after_her_server_is_gone_and_survive
                    if r.schedule_id in (schedule_id, slow_id)]  # fmt: skip
     store.dispose()
     assert len(firings) == len(set(firings)) == 3
-    for sid in (schedule_id, slow_id):
+    # The old service's warm job starter went with it; the new one's are its children.
+    service = service_process(hub)
+    for pid in starters():
+        assert parent_of(pid) == service, (pid, parent_of(pid), service)
+
+    # A real firing, with no hand on the store: an hourly schedule at the coming minute.
+    now = datetime.now(UTC)
+    if now.second >= 50:  # too close to the boundary: the firing could be created after it
+        time.sleep(61 - now.second)
+        now = datetime.now(UTC)
+    due = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    real = api(hub, alice, "POST", "api/schedules", json={
+        "name": "on-the-minute", "notebook_path": "nightly.ipynb", "notebook": json.loads(
+            nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+        ), "cron": f"{due.minute} * * * *",
+    })  # fmt: skip
+    assert real.status_code == 201, real.text
+    (fired,) = wait_run(hub, alice, real.json()["id"], 1, timeout=180)
+    assert fired["status"] == "succeeded", fired
+    assert datetime.fromisoformat(fired["fire_time"]).replace(tzinfo=UTC) == due, fired
+    for sid in (schedule_id, slow_id, real.json()["id"]):
         assert api(hub, alice, "POST", f"api/schedules/{sid}/delete").status_code == 200
+
+
+def starters() -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"jupyter_mlplat.jobs.forkserver" in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])

@@ -33,6 +33,7 @@ TABLES = {
     "mlplat_idempotency_keys",
     "mlplat_deployments",
     "mlplat_job_schedules",
+    "mlplat_pipeline_runs",
     "mlplat_job_runs",
     VERSION_TABLE,
 }
@@ -56,7 +57,7 @@ def request_row(status="requested", version="1", target="production"):
 
 def test_migrations_create_the_schema_and_match_the_models(store):
     assert set(sa.inspect(store.engine).get_table_names()) == TABLES
-    assert store.current_revision() == head_revision() == "0005_jobs"
+    assert store.current_revision() == head_revision() == "0006_pipelines"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": True}

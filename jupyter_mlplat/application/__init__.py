@@ -15,9 +15,10 @@ from .core import CoreArea
 from .endpoints import Area, Context, Endpoint, endpoint, parse_request
 from .governance import GovernanceArea
 from .jobs import JobsArea
+from .pipelines import PipelinesArea
 from .serving import ServingArea
 
-AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea, JobsArea)
+AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea, JobsArea, PipelinesArea)
 ENDPOINTS: dict[str, Endpoint] = {ep.name: ep for area in AREAS for ep in area.endpoints}
 
 

@@ -28,6 +28,7 @@ from ..api.jobs import (
 from .endpoints import Area, Context, endpoint
 
 LOG_LIMIT = 256 * 1024  # the end of a longer log is shown
+PIPELINE_SUFFIX = ".yaml"  # a pipeline's snapshot: its IR YAML
 
 
 class JobsArea(Area):
@@ -123,12 +124,19 @@ class JobsArea(Area):
             with self.resources.store.session() as session:
                 row = session.get(JobSchedule, run.schedule_id)
                 schedule = row.name if row is not None else ""
+        experiment, suffix = "", notebooks.NOTEBOOK_SUFFIX
+        if run.kind == "pipeline":
+            from ..store.models import PipelineRun
+
+            with self.resources.store.session() as session:
+                experiment = session.get(PipelineRun, run.id).experiment
+            suffix = PIPELINE_SUFFIX
         return RunSpec(
             run_id=run.id, owner=run.owner, team=run.team,
-            snapshot=notebooks.load_snapshot(self._snapshots(), run.snapshot_digest),
+            snapshot=notebooks.load_snapshot(self._snapshots(), run.snapshot_digest, suffix),
             parameters=dict(run.parameters or {}), notebook_path=run.notebook_path,
             environment=dict(profile.environment) if profile else {}, schedule=schedule,
-            digest=run.snapshot_digest,
+            digest=run.snapshot_digest, kind=run.kind, experiment=experiment,
         )  # fmt: skip
 
     def tick(self) -> list:
@@ -212,14 +220,16 @@ class JobsArea(Area):
     def show_job(self, context: Context, request: DescribeJobById) -> DescribeJob:
         from ..jobs import runs
 
-        return self._describe(runs.get(self.resources.store, context.identity, request.run_id))
+        return self._describe(
+            runs.get(self.resources.store, context.identity, request.run_id, "notebook")
+        )
 
     @endpoint("GET", "api/jobs/{run_id}/logs", DescribeJobById, DescribeJobLogs)
     def job_logs(self, context: Context, request: DescribeJobById) -> DescribeJobLogs:
         """The run's log (papermill's and the cells' output), its last 256 KiB."""
         from ..jobs import runs
 
-        row = runs.get(self.resources.store, context.identity, request.run_id)
+        row = runs.get(self.resources.store, context.identity, request.run_id, "notebook")
         path = self.resources.job_runner.log_of(row.id)
         try:
             with open(path, "rb") as log:
@@ -239,7 +249,7 @@ class JobsArea(Area):
 
         from ..jobs import runs
 
-        row = runs.get(self.resources.store, context.identity, request.run_id)
+        row = runs.get(self.resources.store, context.identity, request.run_id, "notebook")
         path = self.resources.job_runner.output_of(row.id)
         try:
             notebook = json.loads(path.read_text(encoding="utf-8"))

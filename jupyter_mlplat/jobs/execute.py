@@ -9,6 +9,10 @@ exit code is the outcome, and the runner reads nothing else for the status:
 * 2: the kernel died or could not start;
 * 3: anything else went wrong before or around the run (the log says what).
 
+A run of kind ``pipeline`` runs its IR YAML with ``kfp.local`` instead
+(:mod:`..pipelines.local_run`: 1 means a task failed), inside an MLflow run that keeps the
+YAML as the artifact ``pipeline/pipeline.yaml``; its notebook steps' runs are its children.
+
 The MLflow run is in the team's experiment ``<team>/jobs`` with the owner as user, the
 parameters as params, the snapshot's digest and the run's ids as tags, and the executed
 notebook as the artifact ``notebook/output.ipynb`` (failed runs included). The kernel
@@ -49,14 +53,21 @@ def main(spec_path: str) -> int:
                 mlflow.log_params(params)
             os.environ["MLFLOW_RUN_ID"] = run.info.run_id
             print(f"MLPLAT_MLFLOW_RUN_ID={run.info.run_id}", flush=True)
+            if spec.get("kind") == "pipeline":  # the compiled pipeline, kept with its run
+                mlflow.log_artifact(spec["input"], artifact_path="pipeline")
         except Exception:  # noqa: BLE001 - the notebook still runs; the log says why
             traceback.print_exc()
             print("mlplat: could not start the MLflow run; running without it", flush=True)
             run = None
-    code = _execute(spec)
+    if spec.get("kind") == "pipeline":
+        from ..pipelines.local_run import run_pipeline
+
+        code = run_pipeline(spec)
+    else:
+        code = _execute(spec)
     if run is not None:
         try:
-            if os.path.isfile(spec["output"]):
+            if spec.get("kind") != "pipeline" and os.path.isfile(spec["output"]):
                 mlflow.log_artifact(spec["output"], artifact_path="notebook")
             mlflow.set_tag("mlplat.job.exit_code", str(code))
             mlflow.end_run(status="FINISHED" if code == OK else "FAILED")

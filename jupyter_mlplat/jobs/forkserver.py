@@ -66,6 +66,11 @@ def warm_up() -> None:
         nbformat.validate(nbformat.v4.new_notebook())  # compiles the schema once
     import threading
 
+    with contextlib.suppress(Exception):  # pipelines' runs
+        import kfp.local  # noqa: F401
+        from kfp.components import load_component_from_file  # noqa: F401
+
+        from ..pipelines import local_run  # noqa: F401
     from . import execute  # noqa: F401
 
     if threading.active_count() > 1:  # a fork copies no thread, only their locks

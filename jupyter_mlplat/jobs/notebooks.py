@@ -460,7 +460,9 @@ def _read_existing(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def store_snapshot(folder: Path, content: bytes, digest: str) -> Path:
+def store_snapshot(
+    folder: Path, content: bytes, digest: str, suffix: str = NOTEBOOK_SUFFIX
+) -> Path:
     """Store ``content`` as ``folder/sha256/<digest>.ipynb`` and return that path.
 
     ``digest`` must be the SHA-256 of ``content`` (else :class:`UsageError`). Folders made
@@ -475,7 +477,7 @@ def store_snapshot(folder: Path, content: bytes, digest: str) -> Path:
             "store the bytes snapshot_content returned with their digest."
         )
     target_dir = _snapshot_dir(folder, create=True)
-    path = target_dir / f"{digest}{NOTEBOOK_SUFFIX}"
+    path = target_dir / f"{digest}{suffix}"
     if _read_existing(path) == content:
         if stat.S_IMODE(os.lstat(path).st_mode) != 0o600:
             os.chmod(path, 0o600)
@@ -500,14 +502,14 @@ def store_snapshot(folder: Path, content: bytes, digest: str) -> Path:
     return path
 
 
-def load_snapshot(folder: Path, digest: str) -> bytes:
+def load_snapshot(folder: Path, digest: str, suffix: str = NOTEBOOK_SUFFIX) -> bytes:
     """The bytes stored under ``digest``, checked again against it.
 
     A missing snapshot is :class:`NotFoundError`; one whose bytes no longer hash to its
     digest (changed on disk) is an :class:`MlplatError` naming the file.
     """
     _check_digest(digest)
-    path = Path(folder) / SNAPSHOT_SCHEME / f"{digest}{NOTEBOOK_SUFFIX}"
+    path = Path(folder) / SNAPSHOT_SCHEME / f"{digest}{suffix}"
     try:
         fd = os.open(path, _FILE_FLAGS)
     except FileNotFoundError:

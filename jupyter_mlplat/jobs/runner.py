@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,7 @@ class Outcome:
     mlflow_run_id: str = ""
     output: Path | None = None
     log: Path | None = None
+    tasks: list | None = None  # a pipeline's tasks (see tasks_of)
 
 
 @dataclass
@@ -66,6 +68,8 @@ class RunSpec:
     environment: dict = field(default_factory=dict)  # the profile's variables
     schedule: str = ""
     digest: str = ""
+    kind: str = "notebook"  # or "pipeline": the snapshot is its IR YAML
+    experiment: str = ""  # the MLflow experiment (default: "<team>/jobs")
 
 
 class JobRunner:
@@ -155,7 +159,7 @@ class JobRunner:
 
     def execute(
         self, spec: RunSpec, *, cancelled: Callable[[], bool] = lambda: False,
-        on_progress: Callable[[int, int, str], None] = lambda done, total, run: None,
+        on_progress: Callable[[int, int, str, list | None], None] = lambda *progress: None,
     ) -> Outcome:  # fmt: skip
         """Run ``spec`` to its end (or cancel, or timeout); the outcome. Never raises for
         what the notebook does; raises MlplatError when the run cannot start."""
@@ -169,7 +173,9 @@ class JobRunner:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _run(self, spec, account, ids, run_dir, workdir, cancelled, on_progress) -> Outcome:
-        source, output = workdir / "input.ipynb", workdir / "output.ipynb"
+        pipeline = spec.kind == "pipeline"
+        source = workdir / ("pipeline.yaml" if pipeline else "input.ipynb")
+        output, tasks_file = workdir / "output.ipynb", workdir / "tasks.json"
         _write_as(source, spec.snapshot, ids)
         cwd = Path(account.pw_dir) if account and Path(account.pw_dir).is_dir() else workdir
         notebook_dir = (cwd / spec.notebook_path).parent
@@ -180,7 +186,8 @@ class JobRunner:
             "kernel_ipc": str(ipc) if len(str(ipc)) < 96 else "",
             "input": str(source), "output": str(output), "parameters": spec.parameters,
             "kernel": self.kernel, "cwd": str(cwd), "tracking_uri": self.tracking_uri,
-            "experiment": f"{spec.team}/jobs",
+            "experiment": spec.experiment or f"{spec.team}/jobs", "kind": spec.kind,
+            "workdir": str(workdir), "tasks_file": str(tasks_file),
             "run_name": spec.schedule or Path(spec.notebook_path).stem,
             "tags": {
                 "mlflow.user": spec.owner, "mlplat.team": spec.team,
@@ -197,6 +204,10 @@ class JobRunner:
         home = account.pw_dir if account and Path(account.pw_dir).is_dir() else str(workdir)
         env.update(HOME=home, USER=spec.owner, LOGNAME=spec.owner, PYTHONUNBUFFERED="1")
         env.update(TMPDIR=str(workdir), MLPLAT_NOTEBOOK_PATH=spec.notebook_path)
+        if pipeline:  # for its notebook steps' kernels and MLflow runs
+            env.update(
+                MLPLAT_KERNEL_IPC_DIR=str(workdir), MLPLAT_PIPELINE_EXPERIMENT=job["experiment"]
+            )
         env[RUN_MARKER] = str(spec.run_id)  # the kernel inherits it: found and stopped after
         if self.tracking_uri:
             env["MLFLOW_TRACKING_URI"] = env["MLPLAT_TRACKING_URI"] = self.tracking_uri
@@ -226,8 +237,13 @@ class JobRunner:
                 if time.monotonic() - last_progress > PROGRESS_EVERY:
                     last_progress = time.monotonic()
                     mlflow_run = mlflow_run or _mlflow_run_id(log_path)
-                    done, total = self._progress(output)
-                    on_progress(done, total, mlflow_run)
+                    if pipeline:
+                        tasks = tasks_of(tasks_file)
+                        done = sum(t["state"] in ("succeeded", "failed", "skipped") for t in tasks)
+                        on_progress(done, len(tasks), mlflow_run, tasks)
+                    else:
+                        done, total = self._progress(output)
+                        on_progress(done, total, mlflow_run, None)
         finally:
             if process.poll() is None:
                 self._stop(process)
@@ -235,6 +251,8 @@ class JobRunner:
             kill_leftovers(spec.run_id)  # the kernel runs in a session of its own
             self._forget(spec.run_id)
         code = process.returncode
+        if pipeline:
+            return self._pipeline_outcome(code, stopped, tasks_file, workdir, run_dir, log_path)
         copied = self._keep_output(output, run_dir / "output.ipynb")
         executed = _load(copied)
         failed = notebooks.failing_cell(executed) if executed is not None else None
@@ -259,6 +277,46 @@ class JobRunner:
         else:
             outcome.reason = f"the job process failed (exit code {code}); see the log"
         return outcome
+
+    def _pipeline_outcome(self, code, stopped, tasks_file, workdir, run_dir, log_path) -> Outcome:
+        """A pipeline run's outcome: the exit code, its tasks' states, and each notebook
+        step's executed notebook kept in platform storage (``tasks/<task>.ipynb``)."""
+        tasks = tasks_of(tasks_file)
+        kept = self._private(run_dir / "tasks")
+        for task in tasks:
+            relative = task.pop("notebook", "")
+            if relative:
+                copied = self._keep_output(workdir / relative, kept / f"{task['name']}.ipynb")
+                task["notebook"] = bool(copied)
+        failed = next((t["name"] for t in tasks if t["state"] == "failed"), "")
+        done = sum(t["state"] in ("succeeded", "failed", "skipped") for t in tasks)
+        outcome = Outcome(
+            status="failed", reason="", cells=(done, len(tasks)),
+            mlflow_run_id=_mlflow_run_id(log_path), log=log_path, tasks=tasks,
+        )  # fmt: skip
+        if stopped == "cancelled":
+            outcome.status, outcome.reason = "cancelled", "cancelled while it ran"
+            for task in tasks:
+                if task["state"] in ("running", "pending"):
+                    task["state"] = "cancelled"
+        elif stopped == "timeout":
+            outcome.reason = f"timed out after {self.timeout:g} s and was stopped"
+        elif code == execute.OK:
+            outcome.status = "succeeded"
+        elif failed:
+            outcome.reason = f"the task {failed} failed; `%mlplat pipeline logs ID --task {failed}`"
+        elif code is not None and code < 0:
+            outcome.reason = f"the job process was killed by signal {-code}"
+        else:
+            outcome.reason = f"the pipeline could not run (exit code {code}); see the log"
+        if outcome.status != "succeeded":
+            for task in tasks:
+                if task["state"] == "running":
+                    task["state"] = "failed"
+        return outcome
+
+    def task_notebook_of(self, run_id: int, task: str) -> Path:
+        return self.run_dir(run_id) / "tasks" / f"{task}.ipynb"
 
     def _progress(self, output: Path) -> tuple[int, int]:
         executed = _load(output, self.max_notebook_bytes)
@@ -429,6 +487,54 @@ def _load(path: Path | None, max_bytes: int = 50 * 1024 * 1024):
         return notebooks.read_notebook(path, max_bytes)
     except (MlplatError, OSError, ValueError):
         return None
+
+
+_TASK_STATES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+MAX_TASKS_BYTES = 1024 * 1024
+
+
+def tasks_of(path: Path) -> list[dict]:
+    """A pipeline run's task states from its ``tasks.json`` (written by the owner's job
+    process: read without following links, bounded, and kept only as plain facts)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as file:
+        if not _regular(os.fstat(file.fileno()).st_mode):
+            return []
+        raw = file.read(MAX_TASKS_BYTES + 1)
+    try:
+        listed = json.loads(raw) if len(raw) <= MAX_TASKS_BYTES else []
+    except ValueError:
+        return []
+    tasks = []
+    for item in listed if isinstance(listed, list) else []:
+        if not isinstance(item, dict) or not _TASK_NAME.fullmatch(str(item.get("name", ""))):
+            continue
+        task = {"name": item["name"], "state": item.get("state")}
+        if task["state"] not in _TASK_STATES:
+            task["state"] = "pending"
+        for key in ("started", "ended"):
+            if isinstance(item.get(key), int | float) and not isinstance(item.get(key), bool):
+                task[key] = float(item[key])
+        run = item.get("mlflow_run_id")
+        if isinstance(run, str) and run.isalnum() and len(run) <= 64:
+            task["mlflow_run_id"] = run
+        notebook = item.get("notebook")
+        if isinstance(notebook, str) and notebook and ".." not in notebook.split("/"):
+            task["notebook"] = notebook.lstrip("/")
+        outputs = item.get("outputs")
+        if isinstance(outputs, dict):
+            task["outputs"] = {
+                str(k)[:100]: v if isinstance(v, int | float | bool | type(None)) else str(v)[:500]
+                for k, v in list(outputs.items())[:30]
+            }  # fmt: skip
+        tasks.append(task)
+        if len(tasks) >= 500:
+            break
+    return tasks
 
 
 def _mlflow_run_id(log_path: Path) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from ..errors import NotFoundError, PermissionDenied, UsageError
 from ..identity import ROLE_ADMIN, Identity
 from ..store.db import Store
-from ..store.models import JOB_FINAL, JobRun, utcnow
+from ..store.models import JOB_FINAL, JobRun, PipelineRun, utcnow
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, SKIPPED = JOB_FINAL
@@ -46,6 +46,7 @@ def submit(
     store: Store, *, owner: str, team: str, notebook_path: str, digest: str,
     parameters: dict, profile: str, schedule_id: int | None = None,
     fire_time: datetime | None = None, status: str = QUEUED, reason: str = "",
+    pipeline: dict | None = None, worker: str = "",
 ) -> JobRun:  # fmt: skip
     """A new run (queued, or final ``skipped`` with its reason). Raises IntegrityError when
     the schedule's firing at ``fire_time`` was claimed already."""
@@ -54,26 +55,39 @@ def submit(
         row = JobRun(
             schedule_id=schedule_id, fire_time=fire_time, owner=owner, team=team,
             notebook_path=notebook_path, snapshot_digest=digest, parameters=parameters,
-            profile=profile, status=status, reason=reason, worker="", cancel_requested=False,
+            profile=profile, status=status, reason=reason, worker=worker, cancel_requested=False,
+            started_at=now if status == RUNNING else None,
             cells_done=0, cells_total=0, mlflow_run_id="", created_at=now,
             finished_at=now if status in JOB_FINAL else None,
+            kind="pipeline" if pipeline is not None else "notebook",
         )  # fmt: skip
         session.add(row)
         session.flush()
+        if pipeline is not None:  # (its row with the run's: a worker never sees one alone)
+            session.add(PipelineRun(run_id=row.id, **pipeline))
+            session.flush()
         session.expunge(row)
     return row
 
 
-def get(store: Store, identity: Identity, run_id: int) -> JobRun:
+def get(store: Store, identity: Identity, run_id: int, kind: str | None = None) -> JobRun:
+    """Run ``run_id`` if the caller may see it (and it is of ``kind``, when given)."""
     with store.session() as session:
         row = session.get(JobRun, run_id)
         if row is not None:
             session.expunge(row)
     if row is None:
-        raise NotFoundError(f"There is no job run {run_id}; `%mlplat job list` lists yours.")
+        listing = "pipeline list" if kind == "pipeline" else "job list"
+        raise NotFoundError(f"There is no run {run_id}; `%mlplat {listing}` lists yours.")
     if not can_see(identity, row.team):
         raise PermissionDenied(
-            f"Job run {run_id} belongs to team {row.team!r}; you can see your teams' runs only."
+            f"Run {run_id} belongs to team {row.team!r}; you can see your teams' runs only."
+        )
+    if kind is not None and row.kind != kind:
+        other = "pipeline status" if row.kind == "pipeline" else "job show"
+        raise NotFoundError(
+            f"Run {run_id} is a {row.kind.replace('notebook', 'job')} run, not a "
+            f"{kind.replace('notebook', 'job')} run; `%mlplat {other} {run_id}` shows it."
         )
     return row
 
@@ -89,9 +103,10 @@ def find(store: Store, run_id: int) -> JobRun | None:
 def list_for(
     store: Store, identity: Identity, *, schedule_id: int | None = None,
     after: int | None = None, limit: int = 50, status: str | None = None,
+    kind: str = "notebook",
 ) -> list[JobRun]:  # fmt: skip
-    """Runs the caller may see, newest first (``after``: ids below it)."""
-    query = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    """Runs of ``kind`` the caller may see, newest first (``after``: ids below it)."""
+    query = select(JobRun).where(JobRun.kind == kind).order_by(JobRun.id.desc()).limit(limit)
     if not identity.has_role(ROLE_ADMIN):
         query = query.where(JobRun.team.in_(identity.teams or ("",)))
     if schedule_id is not None:
@@ -144,19 +159,30 @@ def heartbeat(store: Store, worker: str, run_ids: list[int]) -> set[int]:
         return set(asked)
 
 
-def record_progress(store: Store, run_id: int, done: int, total: int, mlflow_run_id: str = ""):
+def record_progress(
+    store: Store, run_id: int, done: int, total: int, mlflow_run_id: str = "",
+    tasks: list | None = None,
+):  # fmt: skip
+    """A running run's cells (or a pipeline's tasks) done so far."""
     values = {"cells_done": done, "cells_total": total}
     if mlflow_run_id:
         values["mlflow_run_id"] = mlflow_run_id
     with store.transaction() as session:
-        session.execute(
+        changed = session.execute(
             update(JobRun).where(JobRun.id == run_id, JobRun.status == RUNNING).values(**values)
         )
+        if tasks is not None and changed.rowcount == 1:
+            _record_tasks(session, run_id, tasks)
+
+
+def _record_tasks(session, run_id: int, tasks: list) -> None:
+    session.execute(update(PipelineRun).where(PipelineRun.run_id == run_id).values(tasks=tasks))
 
 
 def finish(
     store: Store, run_id: int, worker: str, status: str, reason: str,
     failed_cell: dict | None = None, mlflow_run_id: str = "", cells: tuple[int, int] | None = None,
+    tasks: list | None = None,
 ) -> bool:  # fmt: skip
     """Set the final status of ``worker``'s running run; False if it was not (any more)."""
     if status not in JOB_FINAL:
@@ -177,16 +203,22 @@ def finish(
             .where(JobRun.id == run_id, JobRun.status == RUNNING, JobRun.worker == worker)
             .values(**values)
         )
+        if tasks is not None and done.rowcount == 1:
+            _record_tasks(session, run_id, tasks)
     return done.rowcount == 1
+
+
+def check_may_cancel(identity: Identity, row: JobRun) -> None:
+    if row.team not in identity.teams and not identity.has_role(ROLE_ADMIN):
+        raise PermissionDenied(
+            f"Run {row.id} belongs to team {row.team!r}; only its team can cancel it."
+        )
 
 
 def request_cancel(store: Store, identity: Identity, run_id: int) -> JobRun:
     """Cancel a queued run at once; ask a running one's worker to stop it."""
     row = get(store, identity, run_id)
-    if row.team not in identity.teams and not identity.has_role(ROLE_ADMIN):
-        raise PermissionDenied(
-            f"Job run {run_id} belongs to team {row.team!r}; only its team can cancel it."
-        )
+    check_may_cancel(identity, row)
     with store.transaction() as session:
         session.execute(
             update(JobRun)
@@ -213,7 +245,8 @@ def interrupt_stale(store: Store, stale_after: float, workers_gone: tuple[str, .
             stale = stale | JobRun.worker.in_(workers_gone)
         done = session.execute(
             update(JobRun)
-            .where(JobRun.status == RUNNING, stale)
+            # (a Kubeflow run has no worker of ours: KFP runs it, the pipelines area reads it)
+            .where(JobRun.status == RUNNING, stale, ~JobRun.worker.startswith("kfp:"))
             .values(status=INTERRUPTED, reason=reason, finished_at=utcnow())
         )
     return done.rowcount
@@ -246,6 +279,9 @@ def prune(store: Store, older_than_days: float) -> list[int]:
                 select(JobRun.id).where(JobRun.status.in_(JOB_FINAL), JobRun.finished_at < cutoff)
             )
         )
-        if ids:
+        if ids:  # (a pipeline's row first: not every database enforces the foreign key)
+            session.query(PipelineRun).filter(PipelineRun.run_id.in_(ids)).delete(
+                synchronize_session=False
+            )
             session.query(JobRun).filter(JobRun.id.in_(ids)).delete(synchronize_session=False)
     return ids

@@ -115,8 +115,8 @@ class JobWorkers:
                 outcome = self.runner.execute(
                     spec,
                     cancelled=lambda: run.id in self._cancel,
-                    on_progress=lambda done, total, mlflow_run: runs.record_progress(
-                        self.store, run.id, done, total, mlflow_run
+                    on_progress=lambda done, total, mlflow_run, tasks: runs.record_progress(
+                        self.store, run.id, done, total, mlflow_run, tasks
                     ),
                 )
             except MlplatError as exc:
@@ -135,7 +135,7 @@ class JobWorkers:
             runs.finish(
                 self.store, run.id, self.worker_id, status, reason,
                 failed_cell=outcome.failed_cell, mlflow_run_id=outcome.mlflow_run_id,
-                cells=outcome.cells,
+                cells=outcome.cells, tasks=outcome.tasks,
             )  # fmt: skip
         finally:
             with self._lock:

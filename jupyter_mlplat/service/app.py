@@ -276,6 +276,7 @@ def _supervise(context: ServiceContext) -> None:
 
 def _schedule(context: ServiceContext) -> None:
     context.platform.areas["jobs"].tick()
+    context.platform.areas["pipelines"].sync_kfp()
 
 
 def _start_jobs(context: ServiceContext) -> None:

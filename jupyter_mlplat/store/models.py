@@ -306,6 +306,11 @@ class JobRun(Base):
     fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     owner: Mapped[str] = mapped_column(String(200), index=True)
     team: Mapped[str] = mapped_column(String(200), index=True)
+    # "notebook"; or "pipeline": notebook_path is then the pipeline's name, the snapshot
+    # its IR YAML and parameters its arguments (the rest in PipelineRun).
+    kind: Mapped[str] = mapped_column(
+        String(20), default="notebook", server_default=text("'notebook'"), index=True
+    )
     notebook_path: Mapped[str] = mapped_column(String(1024))
     snapshot_digest: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -322,3 +327,20 @@ class JobRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PipelineRun(Base):
+    """What a pipeline run has beyond its JobRun (same id): where it runs (``local``: the
+    platform's pool with kfp.local; ``kfp``: a Kubeflow Pipelines API) and its tasks, each
+    ``{"name", "state", "started", "ended", "outputs", "mlflow_run_id", "notebook"}``."""
+
+    __tablename__ = "mlplat_pipeline_runs"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("mlplat_job_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    pipeline_name: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(10), default="local")
+    experiment: Mapped[str] = mapped_column(String(200), default="")
+    kfp_run_id: Mapped[str] = mapped_column(String(100), default="")
+    tasks: Mapped[list] = mapped_column(JSON, default=list)
