@@ -78,11 +78,15 @@ class KfpApi:
 
     def submit(self, pipeline_yaml: Path, arguments: dict, run_name: str, experiment: str) -> str:
         """Start a run of the compiled pipeline; its KFP run id."""
-        try:
-            result = self.client.create_run_from_pipeline_package(
-                str(pipeline_yaml), arguments=arguments, run_name=run_name,
-                experiment_name=experiment, namespace=self.namespace,
-            )  # fmt: skip
+        import contextlib
+        import io
+
+        try:  # (kfp.Client prints links to the KFP UI: not into the service's log)
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = self.client.create_run_from_pipeline_package(
+                    str(pipeline_yaml), arguments=arguments, run_name=run_name,
+                    experiment_name=experiment, namespace=self.namespace,
+                )  # fmt: skip
         except Exception as exc:  # noqa: BLE001
             raise self._error(exc, "start", f"a run of {run_name}") from None
         return str(result.run_id)
