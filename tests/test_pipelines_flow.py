@@ -207,3 +207,34 @@ def test_cancelling_a_running_pipeline_stops_it(jobs):  # noqa: F811
     alice.cancel_pipeline_run(run.id)
     done = wait_final(alice, run.id, timeout=60)
     assert done.status == "cancelled" and done.tasks[0].state == "cancelled", done
+
+
+def test_a_link_in_the_owners_folders_never_leads_the_platforms_copy_out_of_them(tmp_path):
+    """tasks.json and every folder under the run's working folder are the owner's: a task
+    naming a notebook through a link to a folder of the platform's (another team's executed
+    notebooks) gets nothing copied, where a real file is kept."""
+    from jupyter_mlplat.jobs.runner import JobRunner
+
+    secret = tmp_path / "platform-only"
+    secret.mkdir(mode=0o700)
+    (secret / "other-team.ipynb").write_text(json.dumps({"cells": [], "secret": "fraud data"}))
+    workdir = tmp_path / "work" / "5"
+    (workdir / "real").mkdir(parents=True)
+    (workdir / "real" / "ok.ipynb").write_text(json.dumps({"cells": [], "mine": True}))
+    (workdir / "evil").symlink_to(secret)
+    (workdir / "tasks.json").write_text(json.dumps([
+        {"name": "steal", "state": "succeeded", "notebook": "evil/other-team.ipynb"},
+        {"name": "dots", "state": "succeeded", "notebook": "real/../evil/other-team.ipynb"},
+        {"name": "mine", "state": "succeeded", "notebook": "real/ok.ipynb"},
+    ]))  # fmt: skip
+    runner = JobRunner(store_root=tmp_path / "store", work_root=tmp_path / "work",
+                       account_prefix="mlplat-test-job-", warm=False)  # fmt: skip
+    run_dir = runner._private(runner.run_dir(5))
+    outcome = runner._pipeline_outcome(
+        0, "", workdir / "tasks.json", workdir, run_dir, run_dir / "log"
+    )
+    assert [(t["name"], t.get("notebook")) for t in outcome.tasks] == [
+        ("steal", False), ("dots", None), ("mine", True),
+    ]  # fmt: skip  # (a path with '..' is dropped when tasks.json is read)
+    assert not runner.task_notebook_of(5, "steal").exists()
+    assert json.loads(runner.task_notebook_of(5, "mine").read_text())["mine"] is True

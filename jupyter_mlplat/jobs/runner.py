@@ -286,7 +286,8 @@ class JobRunner:
         for task in tasks:
             relative = task.pop("notebook", "")
             if relative:
-                copied = self._keep_output(workdir / relative, kept / f"{task['name']}.ipynb")
+                fd = _open_beneath(workdir, relative)
+                copied = self._keep_output(fd, kept / f"{task['name']}.ipynb") if fd else None
                 task["notebook"] = bool(copied)
         failed = next((t["name"] for t in tasks if t["state"] == "failed"), "")
         done = sum(t["state"] in ("succeeded", "failed", "skipped") for t in tasks)
@@ -322,13 +323,17 @@ class JobRunner:
         executed = _load(output, self.max_notebook_bytes)
         return notebooks.progress(executed) if executed is not None else (0, 0)
 
-    def _keep_output(self, output: Path, kept: Path) -> Path | None:
-        """Copy the executed notebook into platform storage: a regular file only, not
-        followed if it is a link, at most ``max_notebook_bytes``."""
-        try:
-            fd = os.open(output, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            return None
+    def _keep_output(self, output: Path | int, kept: Path) -> Path | None:
+        """Copy the executed notebook (a path, or a descriptor opened safely) into platform
+        storage: a regular file only, not followed if it is a link, at most
+        ``max_notebook_bytes``."""
+        if isinstance(output, int):
+            fd = output
+        else:
+            try:
+                fd = os.open(output, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                return None
         with os.fdopen(fd, "rb") as source:
             info = os.fstat(source.fileno())
             if not _regular(info.st_mode) or info.st_size > self.max_notebook_bytes:
@@ -464,6 +469,30 @@ def kill_leftovers(run_id: int) -> int:
         except (OSError, ValueError):
             continue
     return killed
+
+
+def _open_beneath(folder: Path, relative: str) -> int | None:
+    """A descriptor of ``folder/relative`` opened one component at a time without following
+    any link (the owner's job made every folder under ``folder``: a link among them must
+    not lead the platform's read out of it); None if there is no such regular path."""
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        current = os.open(folder, flags | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            following = os.open(part, flags | os.O_DIRECTORY, dir_fd=current)
+            os.close(current)
+            current = following
+        return os.open(parts[-1], flags, dir_fd=current)
+    except OSError:
+        return None
+    finally:
+        os.close(current)
 
 
 def _regular(mode: int) -> bool:

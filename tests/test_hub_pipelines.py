@@ -1,0 +1,90 @@
+"""Issue 11's "done when", through the real hub: from alice's own server, the shipped
+example notebook (02_pipeline_features_train.ipynb, copied into her home at spawn) is run
+with papermill: it builds two notebook steps (features → train, logging to MLflow) and runs
+them as a pipeline with `%mlplat pipeline submit --local --wait`. The platform service runs
+it with kfp.local in its worker pool, as alice's OS account. Meanwhile the test reads the
+run through the service's REST API and sees its tasks' states change; at the end the run
+has both executed notebooks and both steps' MLflow runs (children of the pipeline's run,
+logged as alice), and bob's token is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import requests
+
+RUN_EXAMPLE = """
+import json, papermill
+papermill.execute_notebook(
+    "02_pipeline_features_train.ipynb", "pipeline-out.ipynb", progress_bar=False,
+    parameters={"customers": 240, "C": 0.5},
+)
+out = json.load(open("pipeline-out.ipynb"))
+texts = []
+for c in out["cells"]:
+    for o in c.get("outputs", []):
+        texts.append(o.get("text") or "".join(o.get("data", {}).get("text/plain", "")))
+print("RESULT=" + json.dumps({"texts": texts}))
+"""
+FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
+
+
+def api(hub, token, path):
+    return requests.get(
+        f"{hub.url}/services/mlplat/{path}", headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )  # fmt: skip
+
+
+async def test_alice_runs_the_example_pipeline_of_two_notebook_steps(platform_hub, hub_tokens):
+    hub, alice = platform_hub, hub_tokens["alice"]
+    hub.spawn("alice")
+    seen: list[tuple] = []
+
+    async def watch():
+        while True:
+            answer = await asyncio.to_thread(api, hub, alice, "api/pipelines?limit=5")
+            items = answer.json()["items"] if answer.status_code == 200 else []
+            if items:
+                run = items[0]
+                seen.append((run["status"], tuple((t["name"], t["state"]) for t in run["tasks"])))
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        out = await hub.execute("alice", RUN_EXAMPLE, token=alice, timeout=400)
+    finally:
+        watcher.cancel()
+        hub.stop_server("alice")
+    result = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT="))[7:])
+    shown = "\n".join(result["texts"])
+    assert "SUCCEEDED — churn-features-train (2/2 tasks, local (kfp.local))" in shown, shown
+    assert "trained on 240 rows: holdout accuracy" in shown, shown
+    assert "wrote 240 rows to churn_table.csv" in shown, shown  # the features task's log
+
+    # The tasks' states were seen changing while it ran.
+    states = [tasks for status, tasks in seen if status == "running"]
+    assert (("notebook-features", "succeeded"), ("notebook-train", "running")) in states, seen
+
+    (run,) = api(hub, alice, "api/pipelines?limit=1").json()["items"]
+    assert run["status"] == "succeeded" and run["owner"] == "alice"
+    assert run["arguments"] == {"customers": 240, "C": 0.5}
+    features, train = run["tasks"]
+    assert features["outputs"]["rows"] == 240 and 0.0 <= train["outputs"]["accuracy"] <= 1.0
+    for task in (features, train):
+        assert task["state"] == "succeeded" and task["notebook"], task
+        notebook = api(hub, alice, f"api/pipelines/{run['id']}/tasks/{task['name']}/notebook")
+        assert notebook.status_code == 200 and notebook.json()["notebook"]["cells"]
+        child = requests.get(
+            f"{hub.url}/services/mlflow/api/2.0/mlflow/runs/get",
+            params={"run_id": task["mlflow_run_id"]},
+            headers={"Authorization": f"Bearer {alice}"}, timeout=60,
+        ).json()["run"]  # fmt: skip
+        tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
+        assert tags["mlflow.parentRunId"] == run["mlflow_run_id"]
+        assert child["info"]["user_id"] == "alice" and child["info"]["status"] == "FINISHED"
+    metrics = {m["key"] for m in child["data"]["metrics"]}
+    assert "holdout_accuracy" in metrics  # the train notebook's own mlflow.start_run()
+    assert api(hub, hub_tokens["bob"], f"api/pipelines/{run['id']}").status_code == 403
+    assert requests.get(f"{hub.url}/services/mlplat/api/pipelines", timeout=30).status_code == 401
