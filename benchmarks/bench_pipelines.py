@@ -70,7 +70,9 @@ def step_notebooks(folder: Path):
         nbformat.write(nb, path)
         return path
 
-    first = make("first", "rows = 10", "import jupyter_mlplat as m\nm.step_output('rows', rows * 2)")
+    first = make(
+        "first", "rows = 10", "import jupyter_mlplat as m\nm.step_output('rows', rows * 2)"
+    )
     second = make("second", "rows = 1", "print('rows', rows)")
     return first, second
 
