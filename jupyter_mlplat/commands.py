@@ -275,6 +275,8 @@ def _pipeline_namespace(ns, env) -> dict:
         namespace = runpy.run_path(path, run_name="mlplat_pipeline")
     except FileNotFoundError:
         raise UsageError(f"There is no file {path}.") from None
+    if name not in namespace:
+        raise UsageError(f"{path} defines no {name}; give FILE.py:FUNC of its pipeline function.")
     ns.func = name
     return namespace
 

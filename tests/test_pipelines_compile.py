@@ -132,3 +132,21 @@ def test_a_notebook_step_takes_the_notebooks_parameters_as_inputs_and_embeds_its
         notebook_step("a.ipynb", nb, {"undeclared": 1})
     with pytest.raises(UsageError, match="limit is 100"):
         notebook_step("a.ipynb", nb, max_bytes=100)
+
+
+def test_the_cli_takes_the_file_that_defines_the_pipeline(tmp_path, capsys, monkeypatch):
+    from jupyter_mlplat.cli import main
+
+    source = tmp_path / "flows.py"
+    source.write_text(
+        "from kfp import dsl\n\n"
+        "@dsl.component(install_kfp_package=False)\ndef one(a: int) -> int:\n    return a\n\n"
+        "@dsl.pipeline(name='flow')\ndef flow(a: int = 1):\n    one(a=a)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["pipeline", "submit", "flows.py:flow", "-a", "a=x"]) == 2
+    assert "a is Integer; 'x' is not one." in capsys.readouterr().err
+    assert main(["pipeline", "submit", "flows.py:nothing"]) == 2
+    assert "flows.py defines no nothing" in capsys.readouterr().err
+    assert main(["pipeline", "submit", "missing.py:flow"]) == 2
+    assert "There is no file missing.py." in capsys.readouterr().err
