@@ -152,7 +152,7 @@ async def test_schedules_run_as_their_owner_after_her_server_is_gone_and_survive
     fire_now(hub, slow_id)
     (running,) = wait_run(hub, alice, slow_id, 1, status=("running",), timeout=120)
     time.sleep(3)  # the kernel is in its sleep
-    service = service_process(hub)
+    service = killed = service_process(hub)
     os.kill(service, signal.SIGKILL)
     deadline = time.monotonic() + 120
     while True:  # the hub notices and starts the service again
@@ -190,10 +190,14 @@ async def test_schedules_run_as_their_owner_after_her_server_is_gone_and_survive
                    if r.schedule_id in (schedule_id, slow_id)]  # fmt: skip
     store.dispose()
     assert len(firings) == len(set(firings)) == 3
-    # The old service's warm job starter went with it; the new one's are its children.
-    service = service_process(hub)
+    # The old service's warm job starter went with it; the ones left are the new service's.
+    home = f"MLPLAT_HOME={hub.env['MLPLAT_HOME']}".encode()
     for pid in starters():
-        assert parent_of(pid) == service, (pid, parent_of(pid), service)
+        parent = parent_of(pid)
+        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{parent}/environ").read_bytes().split(b"\0")
+        assert b"jupyter_mlplat.service" in argv and home in environ, (pid, parent)
+        assert parent != killed
 
     # A real firing, with no hand on the store: an hourly schedule at the coming minute.
     now = datetime.now(UTC)

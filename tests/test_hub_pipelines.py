@@ -24,7 +24,8 @@ out = json.load(open("pipeline-out.ipynb"))
 texts = []
 for c in out["cells"]:
     for o in c.get("outputs", []):
-        texts.append(o.get("text") or "".join(o.get("data", {}).get("text/plain", "")))
+        text = o.get("text") or o.get("data", {}).get("text/plain", "")
+        texts.append(text if isinstance(text, str) else "".join(text))
 print("RESULT=" + json.dumps({"texts": texts}))
 """
 FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
