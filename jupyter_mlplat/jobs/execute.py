@@ -32,7 +32,7 @@ OK, CELL_FAILED, KERNEL_DIED, BROKEN = 0, 1, 2, 3
 def main(spec_path: str) -> int:
     with open(spec_path, encoding="utf-8") as file:
         spec = json.load(file)
-    mlflow, run = None, None
+    mlflow, run, recording = None, None, None
     if spec.get("tracking_uri"):  # (mlflow is slow to import: only when it is used)
         try:
             import mlflow
@@ -48,13 +48,13 @@ def main(spec_path: str) -> int:
             mlflow.set_tracking_uri(spec["tracking_uri"])
             mlflow.set_experiment(spec["experiment"])
             run = mlflow.start_run(run_name=spec["run_name"], tags=spec["tags"])
-            params = {k: str(v)[:500] for k, v in spec["parameters"].items()}
-            if params:
-                mlflow.log_params(params)
             os.environ["MLFLOW_RUN_ID"] = run.info.run_id
             print(f"MLPLAT_MLFLOW_RUN_ID={run.info.run_id}", flush=True)
-            if spec.get("kind") == "pipeline":  # the compiled pipeline, kept with its run
-                mlflow.log_artifact(spec["input"], artifact_path="pipeline")
+            # Only the run's id has to exist before the kernel does: a notebook's parameters
+            # are recorded while its kernel starts. A pipeline's tasks are forks of this
+            # process (no thread may run then): its parameters and YAML go at its end.
+            if spec.get("kind") != "pipeline":
+                recording = _record_start(mlflow, run.info.run_id, spec)
         except Exception:  # noqa: BLE001 - the notebook still runs; the log says why
             traceback.print_exc()
             print("mlplat: could not start the MLflow run; running without it", flush=True)
@@ -65,16 +65,49 @@ def main(spec_path: str) -> int:
         code = run_pipeline(spec)
     else:
         code = _execute(spec)
+    if recording is not None:
+        recording.join()
     if run is not None:
         try:
-            if spec.get("kind") != "pipeline" and os.path.isfile(spec["output"]):
-                mlflow.log_artifact(spec["output"], artifact_path="notebook")
-            mlflow.set_tag("mlplat.job.exit_code", str(code))
+            client, run_id = mlflow.MlflowClient(), run.info.run_id
+            exit_tag = [mlflow.entities.RunTag("mlplat.job.exit_code", str(code))]
+            if spec.get("kind") == "pipeline":  # the compiled pipeline, kept with its run
+                client.log_batch(run_id, params=_params(mlflow, spec), tags=exit_tag)
+                client.log_artifact(run_id, spec["input"], artifact_path="pipeline")
+            else:
+                if os.path.isfile(spec["output"]):
+                    client.log_artifact(run_id, spec["output"], artifact_path="notebook")
+                client.log_batch(run_id, tags=exit_tag)
             mlflow.end_run(status="FINISHED" if code == OK else "FAILED")
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             print("mlplat: could not record the notebook in MLflow", flush=True)
     return code
+
+
+def _params(mlflow, spec: dict) -> list:
+    return [mlflow.entities.Param(k, str(v)[:500]) for k, v in spec["parameters"].items()]
+
+
+def _record_start(mlflow, run_id: str, spec: dict):
+    """A thread logging the run's parameters (started)."""
+    import threading
+
+    def record() -> None:
+        try:
+            client = mlflow.MlflowClient()
+            params = [mlflow.entities.Param(k, str(v)[:500]) for k, v in spec["parameters"].items()]
+            if params:
+                client.log_batch(run_id, params=params)
+            if spec.get("kind") == "pipeline":  # the compiled pipeline, kept with its run
+                client.log_artifact(run_id, spec["input"], artifact_path="pipeline")
+        except Exception:  # noqa: BLE001 - the run goes on; the log says why
+            traceback.print_exc()
+            print("mlplat: could not record the parameters in MLflow", flush=True)
+
+    thread = threading.Thread(target=record, name="mlplat-record-start")
+    thread.start()
+    return thread
 
 
 def _execute(spec: dict) -> int:
