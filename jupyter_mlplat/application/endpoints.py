@@ -169,3 +169,13 @@ def parse_request(
         raise UsageError(
             f"Invalid {endpoint.name.replace('_', ' ')} request: {_sentence(first)}{more}."
         ) from None
+
+
+def page_of(rows: list, limit: int, describe, response):
+    """A list endpoint's page: the first ``limit`` of ``rows`` (fetched ``limit + 1``, so
+    that one more says there is a next page), each through ``describe``."""
+    more = len(rows) > limit
+    return response(
+        items=[describe(row) for row in rows[:limit]],
+        next_cursor=str(rows[limit - 1].id) if more else None,
+    )

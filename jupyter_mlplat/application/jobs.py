@@ -25,7 +25,7 @@ from ..api.jobs import (
     ListSchedules,
     ListSchedulesResponse,
 )
-from .endpoints import Area, Context, endpoint
+from .endpoints import Area, Context, endpoint, page_of
 
 LOG_LIMIT = 256 * 1024  # the end of a longer log is shown
 PIPELINE_SUFFIX = ".yaml"  # a pipeline's snapshot: its IR YAML
@@ -210,11 +210,7 @@ class JobsArea(Area):
             self.resources.store, context.identity, schedule_id=request.schedule_id,
             after=request.after() or None, limit=request.limit + 1, status=request.status,
         )  # fmt: skip
-        items = [self._describe(row) for row in rows[: request.limit]]
-        more = len(rows) > request.limit
-        return ListJobsResponse(
-            items=items, next_cursor=str(rows[request.limit - 1].id) if more else None
-        )
+        return page_of(rows, request.limit, self._describe, ListJobsResponse)
 
     @endpoint("GET", "api/jobs/{run_id}", DescribeJobById, DescribeJob)
     def show_job(self, context: Context, request: DescribeJobById) -> DescribeJob:

@@ -27,7 +27,7 @@ from ..api.pipelines import (
     ListPipelineRunsResponse,
     PipelineTask,
 )
-from .endpoints import Area, Context, endpoint
+from .endpoints import Area, Context, endpoint, page_of
 from .jobs import LOG_LIMIT, PIPELINE_SUFFIX, JobsArea
 
 KFP_WORKER = "kfp:"  # a kfp run's JobRun.worker: no worker of ours runs it
@@ -199,11 +199,8 @@ class PipelinesArea(Area):
             self.resources.store, context.identity, after=request.after() or None,
             limit=request.limit + 1, status=request.status, kind="pipeline",
         )  # fmt: skip
-        items = [self._describe(row, self._row(row.id)) for row in rows[: request.limit]]
-        more = len(rows) > request.limit
-        return ListPipelineRunsResponse(
-            items=items, next_cursor=str(rows[request.limit - 1].id) if more else None
-        )
+        describe = lambda row: self._describe(row, self._row(row.id))  # noqa: E731
+        return page_of(rows, request.limit, describe, ListPipelineRunsResponse)
 
     @endpoint("GET", "api/pipelines/{run_id}", DescribePipelineRunById, DescribePipelineRun)
     def show_pipeline_run(

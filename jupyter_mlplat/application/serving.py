@@ -23,7 +23,7 @@ from ..api.serving import (
     Predict,
     PredictResponse,
 )
-from .endpoints import Area, Context, endpoint
+from .endpoints import Area, Context, endpoint, page_of
 
 PREDICT_TIMEOUT_SECONDS = 60
 _SESSIONS = __import__("threading").local()
@@ -249,11 +249,7 @@ class ServingArea(Area):
         from ..serving.deployments import list_for
 
         rows = list_for(self.resources.store, context.identity, request.after(), request.limit + 1)
-        items = [self._describe(row) for row in rows[: request.limit]]
-        more = len(rows) > request.limit
-        return ListDeploymentsResponse(
-            items=items, next_cursor=str(rows[request.limit - 1].id) if more else None
-        )
+        return page_of(rows, request.limit, self._describe, ListDeploymentsResponse)
 
     @endpoint("GET", "api/deployments/{name}", DescribeDeploymentByName, DescribeDeployment)
     def show_deployment(
