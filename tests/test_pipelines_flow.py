@@ -6,6 +6,7 @@ jobs' worker pool; as root each pipeline runs as its owner's OS account.
 # No `from __future__ import annotations`: KFP reads components' annotations as types.
 import json
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -238,3 +239,86 @@ def test_a_link_in_the_owners_folders_never_leads_the_platforms_copy_out_of_them
     ]  # fmt: skip  # (a path with '..' is dropped when tasks.json is read)
     assert not runner.task_notebook_of(5, "steal").exists()
     assert json.loads(runner.task_notebook_of(5, "mine").read_text())["mine"] is True
+
+
+@dsl.component(install_kfp_package=False)
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.component(install_kfp_package=False)
+def total(values: list) -> str:
+    return repr(values)
+
+
+@dsl.component(install_kfp_package=False)
+def write_text(text: str, out: dsl.Output[dsl.Artifact]):
+    with open(out.path, "w") as file:
+        file.write(text)
+
+
+@dsl.component(install_kfp_package=False)
+def read_text(data: dsl.Input[dsl.Artifact]) -> str:
+    with open(data.path) as file:
+        return file.read().upper()
+
+
+@dsl.component(install_kfp_package=False)
+def say(text: str):
+    print("SAY", text)
+
+
+@dsl.pipeline(name="kfp-local-features")
+def local_features(n: int = 3, flag: bool = True):
+    with dsl.ExitHandler(say(text="exit handler ran")):
+        wrote = write_text(text="between tasks")
+        read_text(data=wrote.outputs["out"])
+        with dsl.ParallelFor([1, 2, 3]) as item:
+            squared = square(x=item)
+        total(values=dsl.Collected(squared.output))
+        with dsl.If(flag == True):  # noqa: E712 - KFP's condition syntax
+            say(text="if branch")
+        with dsl.Else():
+            say(text="else branch")
+
+
+def test_what_kfp_local_runs_runs_through_the_platform_with_tasks_forked(jobs):  # noqa: F811
+    """The kfp.local (2.17) features this platform relies on, through its path (the job
+    process, tasks forked from it): artifacts between tasks, ParallelFor with Collected
+    (ints come back as floats), If/Else (the other branch never starts), an ExitHandler,
+    and an importer of a plain path (a file:// URI is passed through literally: the task
+    finds no such file)."""
+    import os
+
+    from tests.hub_fixtures import isolation_root
+
+    alice = jobs(ALICE)
+    run = submit(alice, local_features, {"flag": True})
+    shared = Path(isolation_root()) / f"imported-{os.getpid()}.txt"
+    shared.write_text("imported text")
+    os.chmod(shared, 0o644)
+
+    @dsl.pipeline(name="imports")
+    def imports(uri: str = str(shared)):
+        imported = dsl.importer(artifact_uri=uri, artifact_class=dsl.Artifact)
+        read_text(data=imported.output)
+
+    plain = submit(alice, imports)
+    literal = submit(alice, imports, {"uri": f"file://{shared}"})
+    imported, refused = wait_final(alice, plain.id), wait_final(alice, literal.id)
+    assert imported.status == "succeeded", alice.pipeline_logs(plain.id, None).text[-2000:]
+    assert {t.name: t.outputs for t in imported.tasks}["read-text"]["Output"] == "IMPORTED TEXT"
+    assert refused.status == "failed" and "read-text" in refused.reason, refused
+    assert (
+        "No such file or directory: 'file://" in alice.pipeline_logs(literal.id, "read-text").text
+    )
+    done = wait_final(alice, run.id)
+    log = alice.pipeline_logs(run.id, None).text
+    assert done.status == "succeeded", (done, log[-3000:])
+    states = {t.name: t.state for t in done.tasks}
+    outputs = {t.name: t.outputs for t in done.tasks}
+    assert outputs["read-text"]["Output"] == "BETWEEN TASKS"
+    assert outputs["total"]["Output"] in ("[1.0, 4.0, 9.0]", "[1, 4, 9]")
+    assert "SAY if branch" in log and "SAY else branch" not in log
+    assert "SAY exit handler ran" in log
+    assert all(state in ("succeeded", "skipped") for state in states.values()), states

@@ -127,9 +127,9 @@ def _forked_tasks(original):
     ``python -m kfp.dsl.executor_main`` with its arguments; its output is printed as
     kfp.local prints a subprocess's. Anything else goes to kfp.local's own subprocess."""
 
-    def run_local_subprocess(full_command: list[str]) -> int:
+    def run_local_subprocess(full_command: list[str], env_vars: dict | None = None) -> int:
         if not _is_lightweight(full_command):
-            return original(full_command)
+            return original(full_command, env_vars=env_vars) if env_vars else original(full_command)
         import runpy
         import shutil
         import sys
@@ -148,6 +148,7 @@ def _forked_tasks(original):
                 os.dup2(write_end, 1)
                 os.dup2(write_end, 2)
                 os.close(write_end)
+                os.environ.update(env_vars or {})  # (a task's dsl env vars, kfp >= 2.17)
                 os.environ["_KFP_RUNTIME"] = "true"
                 _forget_active_mlflow_run()
                 sys.argv = ["executor_main", "--component_module_path", str(module),
