@@ -80,7 +80,12 @@ def test_a_failing_notebook_fails_under_papermill(platform_env, tmp_path):
     assert "'accuracy' must be a number" in caught.value.evalue
 
 
-def test_example_notebooks_pass_nbval(platform_env):
+def test_example_notebooks_pass_nbval(platform_env, tmp_path):
+    import shutil
+
+    # A copy: the notebooks write files next to themselves (the pipeline steps' table).
+    examples = tmp_path / "examples"
+    shutil.copytree(NOTEBOOK.parent, examples)
     completed = subprocess.run(
         [
             sys.executable,
@@ -90,9 +95,14 @@ def test_example_notebooks_pass_nbval(platform_env):
             "-p",
             "no:cacheprovider",
             "-q",
-            str(NOTEBOOK.parent),
+            # The pipeline example needs the platform service's workers, running as the
+            # owner's account: tests/test_hub_pipelines.py runs it in the real hub. Its
+            # steps run here, by hand.
+            "--ignore",
+            str(examples / "02_pipeline_features_train.ipynb"),
+            str(examples),
         ],  # fmt: skip
-        cwd=REPO_ROOT,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=900,
