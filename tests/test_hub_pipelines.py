@@ -5,14 +5,20 @@ them as a pipeline with `%mlplat pipeline submit --local --wait`. The platform s
 it with kfp.local in its worker pool, as alice's OS account. Meanwhile the test reads the
 run through the service's REST API and sees its tasks' states change; at the end the run
 has both executed notebooks and both steps' MLflow runs (children of the pipeline's run,
-logged as alice), and bob's token is refused."""
+logged as alice), and bob's token is refused. With her server gone (as after culling), a
+pipeline she submits over REST still runs, as her account."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: KFP reads the component's annotations as types.
 import asyncio
 import json
+import pwd
+import time
 
 import requests
+from kfp import dsl
+
+from jupyter_mlplat.pipelines.compile import compile_pipeline
+from tests.hub_fixtures import TEST_ACCOUNT_PREFIX
 
 RUN_EXAMPLE = """
 import json, papermill
@@ -29,6 +35,18 @@ for c in out["cells"]:
 print("RESULT=" + json.dumps({"texts": texts}))
 """
 FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
+
+
+@dsl.component(install_kfp_package=False)
+def uid_of_task() -> int:
+    import os
+
+    return os.getuid()
+
+
+@dsl.pipeline(name="whoami")
+def whoami():
+    uid_of_task()
 
 
 def api(hub, token, path):
@@ -89,3 +107,21 @@ async def test_alice_runs_the_example_pipeline_of_two_notebook_steps(platform_hu
     assert "holdout_accuracy" in metrics  # the train notebook's own mlflow.start_run()
     assert api(hub, hub_tokens["bob"], f"api/pipelines/{run['id']}").status_code == 403
     assert requests.get(f"{hub.url}/services/mlplat/api/pipelines", timeout=30).status_code == 401
+
+    # Her server is gone (as after culling): a pipeline she submits still runs, as her.
+    assert hub.api("GET", "/users/alice").json()["servers"] == {}
+    submitted = requests.post(
+        f"{hub.url}/services/mlplat/api/pipelines", headers={"Authorization": f"token {alice}"},
+        json={"name": "whoami", "pipeline_yaml": compile_pipeline(whoami), "arguments": {}},
+        timeout=60,
+    )  # fmt: skip
+    assert submitted.status_code == 201, submitted.text
+    deadline = time.monotonic() + 180
+    while (later := api(hub, alice, f"api/pipelines/{submitted.json()['id']}").json())[
+        "status"
+    ] not in FINAL:
+        assert time.monotonic() < deadline, later
+        time.sleep(0.5)
+    assert later["status"] == "succeeded", later
+    uid = later["tasks"][0]["outputs"]["Output"]
+    assert uid == pwd.getpwnam(f"{TEST_ACCOUNT_PREFIX}alice").pw_uid, later
