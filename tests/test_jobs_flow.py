@@ -60,12 +60,15 @@ def account(user: str, homes: Path) -> pwd.struct_passwd | None:
     name = f"{JOB_ACCOUNT_PREFIX}{user}"
     home = homes / user
     try:
-        return pwd.getpwnam(name)
+        entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
             ["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
              "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True,
         )  # fmt: skip
+    else:  # made by an earlier module (or a session that was killed): its home moves here
+        if entry.pw_dir != str(home):
+            subprocess.run(["usermod", "--home", str(home), name], check=True, capture_output=True)
     entry = pwd.getpwnam(name)
     home.mkdir(mode=0o700, exist_ok=True)
     os.chown(home, entry.pw_uid, entry.pw_gid)

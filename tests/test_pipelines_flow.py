@@ -243,6 +243,17 @@ def test_a_link_in_the_owners_folders_never_leads_the_platforms_copy_out_of_them
 
 @dsl.component(install_kfp_package=False)
 def square(x: int) -> int:
+    """Fails if another iteration runs meanwhile (kfp.local would run two in threads)."""
+    import glob
+    import os
+    import time
+
+    mark = f"running-square-{os.getpid()}"
+    open(mark, "w").close()
+    time.sleep(0.3)
+    others = [path for path in glob.glob("running-square-*") if not path.endswith(mark)]
+    os.remove(mark)
+    assert not others, f"another iteration ran at the same time: {others}"
     return x * x
 
 
@@ -285,7 +296,7 @@ def local_features(n: int = 3, flag: bool = True):
 def test_what_kfp_local_runs_runs_through_the_platform_with_tasks_forked(jobs):  # noqa: F811
     """The kfp.local (2.17) features this platform relies on, through its path (the job
     process, tasks forked from it): artifacts between tasks, ParallelFor with Collected
-    (ints come back as floats), If/Else (the other branch never starts), an ExitHandler,
+    (ints come back as floats; one iteration at a time), If/Else (the other branch never starts), an ExitHandler,
     and an importer of a plain path (a file:// URI is passed through literally: the task
     finds no such file)."""
     import os
@@ -314,7 +325,7 @@ def test_what_kfp_local_runs_runs_through_the_platform_with_tasks_forked(jobs): 
     )
     done = wait_final(alice, run.id)
     log = alice.pipeline_logs(run.id, None).text
-    assert done.status == "succeeded", (done, log[-3000:])
+    assert done.status == "succeeded", f"{done.reason}\n{log[-3000:]}"
     states = {t.name: t.state for t in done.tasks}
     outputs = {t.name: t.outputs for t in done.tasks}
     assert outputs["read-text"]["Output"] == "BETWEEN TASKS"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,11 @@ from . import ir
 
 OK, TASK_FAILED, BROKEN = 0, 1, 3
 MAX_OUTPUT_TEXT = 500
+# kfp.local (2.17) runs a ParallelFor's iterations in two threads. Here they run one at a
+# time: a task is a fork of this process, and a fork taken while another thread is inside
+# a print or a file write inherits that thread's locks held; the log's task markers and
+# tasks.json stay whole too.
+_ONE_TASK = threading.RLock()
 
 
 class _Tasks:
@@ -40,13 +46,15 @@ class _Tasks:
         self.save()
 
     def update(self, name: str, **facts) -> None:
-        self.states.setdefault(name, {"name": name}).update(facts)
-        self.save()
+        with _ONE_TASK:
+            self.states.setdefault(name, {"name": name}).update(facts)
+            self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(list(self.states.values())))
-        os.replace(tmp, self.path)
+        with _ONE_TASK:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(list(self.states.values())))
+            os.replace(tmp, self.path)
 
 
 def _summary(value) -> object:
@@ -66,6 +74,10 @@ def _watched(original, tasks: _Tasks, workdir: Path):
     from kfp.local import executor_input_utils, status
 
     def run_single_task_implementation(*args, **kwargs):
+        with _ONE_TASK:
+            return one_task(*args, **kwargs)
+
+    def one_task(*args, **kwargs):
         component_name = kwargs.get("component_name") or args[1]
         name = executor_input_utils.get_local_task_resource_name(component_name)
         tasks.update(name, state="running", started=time.time())
