@@ -86,4 +86,11 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "jupyter_mlplat.server"}]
+    from .server import MlplatExtension
+
+    return [{"module": "jupyter_mlplat.server", "app": MlplatExtension}]
+
+
+def _jupyter_labextension_paths():
+    """The prebuilt JupyterLab extension (the side panel), for ``jupyter labextension``."""
+    return [{"src": "labextension", "dest": "jupyter-mlplat"}]

@@ -29,6 +29,7 @@ ENV_VARS = {
     "MLPLAT_MODE": "embedded or kubernetes",
     "MLPLAT_TRACKING_URI": "MLflow tracking URI (falls back to MLFLOW_TRACKING_URI)",
     "MLPLAT_ARTIFACT_LOCATION": "artifact root for new experiments",
+    "MLPLAT_TRACKING_UI_URL": "where browsers open the MLflow UI (default the tracking URI)",
     "MLPLAT_FEATURE_REPO": "path of the Feast feature repository",
     "MLPLAT_TEAMS": "comma-separated teams of the user outside JupyterHub",
     "MLPLAT_ROLES": "comma-separated platform roles (reviewer, admin) outside JupyterHub",
@@ -106,6 +107,19 @@ class MlplatSettings(Configurable):
     def _default_tracking_uri(self):
         uri = _env("MLPLAT_TRACKING_URI", _env("MLFLOW_TRACKING_URI"))
         return uri or f"sqlite:///{Path(self.home) / 'mlflow.db'}"
+
+    tracking_ui_url = Unicode(
+        config=True,
+        help="""Where a browser opens the MLflow UI: an absolute URL, or a path on the
+        notebook's origin (the hub serves MLflow at /services/mlflow). The side panel's
+        links to experiments and runs start with it; empty or a non-HTTP tracking URI
+        shows no links. Env: MLPLAT_TRACKING_UI_URL; default the tracking URI.
+        Example: c.MlplatSettings.tracking_ui_url = "/services/mlflow" """,
+    )
+
+    @default("tracking_ui_url")
+    def _default_tracking_ui_url(self):
+        return _env("MLPLAT_TRACKING_UI_URL", self.tracking_uri)
 
     artifact_location = Unicode(
         config=True,

@@ -23,7 +23,7 @@ import pytest
 from mlflow import MlflowClient
 
 from jupyter_mlplat.client import PlatformClient
-from jupyter_mlplat.errors import ConflictError, PermissionDenied, UsageError
+from jupyter_mlplat.errors import ConflictError, NotFoundError, PermissionDenied, UsageError
 from jupyter_mlplat.identity import Identity
 from jupyter_mlplat.store.db import get_store
 from jupyter_mlplat.store.models import JobRun, JobSchedule, utcnow
@@ -171,6 +171,28 @@ def test_a_job_runs_as_its_owner_with_its_parameters_and_an_mlflow_run(jobs):
     ]
     assert artifacts == ["notebook/output.ipynb"]
     assert mlflow_run.info.status == "FINISHED"
+
+
+def test_rerun_runs_the_same_snapshot_as_the_caller_with_parameters_changed(jobs):
+    alice, bob = jobs(ALICE), jobs(BOB)
+    nb = notebook("print('hello', name, x * 2)")
+    first = wait_final(alice, alice.run_job("re.ipynb", nb, {"x": 2}, "", None).id)
+    assert first.status == "succeeded"
+    again = alice.rerun_job(first.id, {"x": 21})
+    assert again.id != first.id and again.snapshot_digest == first.snapshot_digest
+    assert again.parameters == {"x": 21} and again.notebook_path == "re.ipynb"
+    done = wait_final(alice, again.id)
+    assert done.status == "succeeded" and "hello world 42" in outputs_text(executed(jobs, again.id))
+    same = wait_final(alice, alice.rerun_job(first.id, {}).id)  # the first run's values
+    assert same.parameters == {"x": 2} and "hello world 4" in outputs_text(executed(jobs, same.id))
+    with pytest.raises(UsageError, match="not declared|parameters cell|declares"):
+        alice.rerun_job(first.id, {"undeclared": 1})
+    with pytest.raises(UsageError):
+        alice.rerun_job(first.id, {"x": "not a number"})
+    with pytest.raises(PermissionDenied):
+        bob.rerun_job(first.id, {"x": 3})  # another team's run
+    with pytest.raises(NotFoundError):
+        alice.rerun_job(999999, {})
 
 
 def test_a_cell_that_raises_is_failed_with_the_cell_named(jobs):

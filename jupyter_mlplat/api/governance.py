@@ -66,6 +66,20 @@ class ListAuditEvents(ListRequest):
     limit: Annotated[int, Field(ge=1, le=5000)] = 1000
 
 
+class ListModelVersions(ListRequest):
+    """``GET api/models``: registered versions of your teams' models (every team's for
+    reviewers), by model name and newest version first (``cursor``: an offset)."""
+
+    model: ModelName | None = None
+
+
+class DescribeVersionAudit(ListRequest):
+    """``GET api/models/<model>/versions/<version>/audit``: that version's audit trail."""
+
+    model: ModelName
+    version: Version
+
+
 # ---- responses ----
 
 
@@ -182,3 +196,22 @@ class VerifyAuditResponse(ApiModel):
     first_broken_seq: int | None = None
     reason: str = ""
     last_hash: str | None = None
+
+
+class DescribeModelVersionState(ApiModel):
+    """A registered version, its approval state (the newest request's status, or
+    ``unrequested``) and its requests, newest first."""
+
+    model: str
+    version: str
+    team: str
+    run_id: str
+    high_risk: bool
+    created_at: datetime | None = None
+    state: str
+    requests: list[DescribeApprovalRequest]
+    mlflow_url: str = ""
+
+
+class ListModelVersionsResponse(Page[DescribeModelVersionState]):
+    """A page of model versions."""

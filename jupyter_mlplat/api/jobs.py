@@ -53,6 +53,14 @@ class DescribeJobById(ApiModel):
     run_id: Id
 
 
+class RerunJob(ApiModel):
+    """``POST api/jobs/<run_id>/rerun``: run that run's notebook snapshot again, as you,
+    with ``parameters`` replacing some of its values (the others stay)."""
+
+    run_id: Id
+    parameters: dict[str, Any] = {}
+
+
 class ListJobs(ListRequest):
     """``GET api/jobs``: your teams' runs, newest first (``cursor``: continue below that id)."""
 

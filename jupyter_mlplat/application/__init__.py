@@ -16,9 +16,12 @@ from .endpoints import Area, Context, Endpoint, endpoint, parse_request
 from .governance import GovernanceArea
 from .jobs import JobsArea
 from .pipelines import PipelinesArea
+from .runs import RunsArea
 from .serving import ServingArea
 
-AREAS: tuple[type[Area], ...] = (CoreArea, GovernanceArea, ServingArea, JobsArea, PipelinesArea)
+AREAS: tuple[type[Area], ...] = (
+    CoreArea, GovernanceArea, ServingArea, JobsArea, PipelinesArea, RunsArea,
+)  # fmt: skip
 ENDPOINTS: dict[str, Endpoint] = {ep.name: ep for area in AREAS for ep in area.endpoints}
 
 

@@ -18,10 +18,13 @@ from ..api.governance import (
     DescribeApprovalRequest,
     DescribeApprovalRequestById,
     DescribeModelVersion,
+    DescribeVersionAudit,
     ListApprovalRequests,
     ListApprovalRequestsResponse,
     ListAuditEvents,
     ListAuditEventsResponse,
+    ListModelVersions,
+    ListModelVersionsResponse,
     RegisterModel,
     VerifyAudit,
     VerifyAuditResponse,
@@ -113,6 +116,35 @@ class GovernanceArea(Area):
         result = record(info, copy.digest)
         self._mirror(result)
         return result
+
+    @endpoint("GET", "api/models", ListModelVersions, ListModelVersionsResponse)
+    def list_model_versions(
+        self, context: Context, request: ListModelVersions
+    ) -> ListModelVersionsResponse:
+        """Registered versions of your teams' models with their approval states."""
+        from ..governance import versions
+        from ..governance.registry import _client
+        from ..tracking.connection import translated_errors
+
+        with translated_errors(self.settings):
+            return versions.list_versions(
+                self.resources.store, _client(self.settings), context.identity,
+                model=request.model, offset=request.after(), limit=request.limit,
+                policy=self.policy, ui_base=self.settings.tracking_ui_url,
+            )  # fmt: skip
+
+    @endpoint(
+        "GET", "api/models/{model}/versions/{version}/audit", DescribeVersionAudit,
+        ListAuditEventsResponse,
+    )  # fmt: skip
+    def version_audit(self, context: Context, request: DescribeVersionAudit):
+        """A version's audit trail: its requests and decisions (its team and reviewers)."""
+        from ..governance import versions
+
+        return versions.version_events(
+            self.resources.store, context.identity, request.model, request.version,
+            after_seq=request.after(), limit=request.limit,
+        )  # fmt: skip
 
     @endpoint("GET", "api/approvals", ListApprovalRequests, ListApprovalRequestsResponse)
     def list_approvals(

@@ -24,6 +24,7 @@ from ..api.jobs import (
     ListJobsResponse,
     ListSchedules,
     ListSchedulesResponse,
+    RerunJob,
 )
 from .endpoints import Area, Context, endpoint, page_of
 
@@ -200,6 +201,31 @@ class JobsArea(Area):
         self.workers.start()
         self.workers.wake()
         return self._describe(row)
+
+    @endpoint("POST", "api/jobs/{run_id}/rerun", RerunJob, DescribeJob, status=201)
+    def rerun_job(self, context: Context, request: RerunJob) -> DescribeJob:
+        """Run a run's notebook snapshot again, as you, in its team and profile, with some
+        parameters changed (checked against the snapshot's parameters cell)."""
+        import nbformat
+
+        from ..jobs import notebooks, runs
+
+        row = runs.get(self.resources.store, context.identity, request.run_id, "notebook")
+        team = self._owner(context, row.team)
+        profile = self._profile(team, row.profile)
+        snapshot = notebooks.load_snapshot(self._snapshots(), row.snapshot_digest)
+        nb = nbformat.reads(snapshot.decode("utf-8"), as_version=4)
+        parameters = notebooks.check_parameters(
+            nb, {**(row.parameters or {}), **request.parameters}
+        )
+        new = runs.submit(
+            self.resources.store, owner=context.identity.user, team=team,
+            notebook_path=row.notebook_path, digest=row.snapshot_digest, parameters=parameters,
+            profile=profile.slug if profile else "",
+        )  # fmt: skip
+        self.workers.start()
+        self.workers.wake()
+        return self._describe(new)
 
     @endpoint("GET", "api/jobs", ListJobs, ListJobsResponse)
     def list_jobs(self, context: Context, request: ListJobs) -> ListJobsResponse:

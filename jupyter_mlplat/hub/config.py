@@ -175,6 +175,8 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
                 "MLPLAT_JOBS_PYTHON": _spawner_knob(c, settings, "python") or sys.executable,
                 # The service reads version facts from MLflow itself, never from callers.
                 "MLPLAT_TRACKING_URI": f"{mlflow_url}/services/{MLFLOW_SERVICE}",
+                # Browsers reach MLflow through the hub's proxy, on the notebook's origin.
+                "MLPLAT_TRACKING_UI_URL": f"{_hub_base_url(c).rstrip('/')}/services/{MLFLOW_SERVICE}",
                 "MLFLOW_TRACKING_URI": "",
                 "MLFLOW_TRACKING_TOKEN": platform_mlflow_token,
             },
@@ -284,6 +286,11 @@ admin_username = mlplat-platform
 authorization_function = jupyter_mlplat.mlflow_auth.app:authenticate
 grant_default_workspace_access = false
 """
+
+
+def _hub_base_url(c: Config) -> str:
+    value = c.JupyterHub.get("base_url") if "JupyterHub" in c else None
+    return value if isinstance(value, str) and value else "/"
 
 
 def mlflow_auth_env(settings: MlplatSettings, hub_dir: Path, platform_token: str) -> dict:

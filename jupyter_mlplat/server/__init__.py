@@ -1,10 +1,7 @@
-"""Jupyter Server extension: REST endpoints for the JupyterLab side panel."""
+"""Jupyter Server extension: the side panel's REST endpoints under ``/mlplat/api``."""
 
 from __future__ import annotations
 
+from .app import MlplatExtension
 
-def _load_jupyter_server_extension(serverapp) -> None:
-    from .handlers import setup_handlers
-
-    setup_handlers(serverapp.web_app)
-    serverapp.log.info("jupyter_mlplat server extension loaded at /mlplat/api")
+__all__ = ["MlplatExtension"]

@@ -4,9 +4,13 @@
 platform endpoint (:data:`jupyter_mlplat.application.ENDPOINTS`) is also served here
 at the same path (``api/approvals`` → ``mlplat/api/approvals``) for the side panel:
 the handler only translates the request to :class:`~jupyter_mlplat.client.AsyncPlatformClient`
-(which never blocks the server's event loop) and maps errors with the one error table.
-Every handler is authenticated and authorized (``mlplat`` resource) and, being an
-``APIHandler``, refuses cookie-authenticated writes without the XSRF token.
+(which never blocks the server's event loop, and calls the platform with this server's
+user's token, so the platform decides on that user) and maps errors with the one error
+table. Every handler is authenticated and authorized, on the resource
+``mlplat:<area>`` (``mlplat:runs``, ``mlplat:governance``, ``mlplat:serving``,
+``mlplat:jobs``, ``mlplat:pipelines``, ``mlplat:core``; ``mlplat:status``) with the
+method's action (``read`` for GET, ``write`` for POST), and, being an ``APIHandler``,
+refuses cookie-authenticated writes without the XSRF token.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from tornado import web
 
 from ..errors import MlplatError, UsageError
 
-AUTH_RESOURCE = "mlplat"
+AUTH_PREFIX = "mlplat"
 
 
 class MlplatHandler(APIHandler):
     """Errors of the error table as ``{"error", "code"}`` with their status."""
 
-    auth_resource = AUTH_RESOURCE
+    auth_resource = f"{AUTH_PREFIX}:status"
 
     def write_mlplat_error(self, exc: MlplatError) -> None:
         self.set_status(exc.http_status)
@@ -85,28 +89,47 @@ class PlatformHandler(MlplatHandler):
         self.set_status(endpoint.status)
         self.finish(result.model_dump_json())
 
-    @web.authenticated
-    @authorized
-    async def get(self, **path_args) -> None:
-        await self._serve(**path_args)
 
-    @web.authenticated
-    @authorized
-    async def post(self, **path_args) -> None:
-        await self._serve(**path_args)
+_HANDLERS: dict[str, type[PlatformHandler]] = {}
 
 
-def setup_handlers(web_app) -> None:
+def handler_for(area: str) -> type[PlatformHandler]:
+    """The handler class of one area, authorized on ``mlplat:<area>``. One class each, with
+    its own decorated methods: ``@authorized`` keeps the first resource it reads from
+    ``self.auth_resource`` for good, so one class shared by areas would ask about one."""
+    if area not in _HANDLERS:
+        resource = f"{AUTH_PREFIX}:{area}"
+
+        class AreaHandler(PlatformHandler):
+            auth_resource = resource
+
+            @web.authenticated
+            @authorized(resource=resource)
+            async def get(self, **path_args) -> None:
+                await self._serve(**path_args)
+
+            @web.authenticated
+            @authorized(resource=resource)
+            async def post(self, **path_args) -> None:
+                await self._serve(**path_args)
+
+        AreaHandler.__name__ = AreaHandler.__qualname__ = f"{area.title()}Handler"
+        _HANDLERS[area] = AreaHandler
+    return _HANDLERS[area]
+
+
+def handler_specs() -> list[tuple]:
+    """``(pattern, handler, kwargs)`` for every path, below the server's base URL."""
     from ..application import ENDPOINTS
 
-    base = url_path_join(web_app.settings["base_url"], "mlplat")
     by_path: dict[str, dict] = {}
     for endpoint in ENDPOINTS.values():
         if not endpoint.public:
             by_path.setdefault(endpoint.pattern, {})[endpoint.method] = endpoint
-    handlers = [(url_path_join(base, "api", "status"), StatusHandler)]
-    handlers += [
-        (url_path_join(base, pattern), PlatformHandler, {"endpoints": endpoints})
-        for pattern, endpoints in by_path.items()
-    ]
-    web_app.add_handlers(".*$", handlers)
+    specs: list[tuple] = [(url_path_join("/mlplat", "api", "status"), StatusHandler)]
+    for pattern, endpoints in by_path.items():
+        (area,) = {e.area for e in endpoints.values()}
+        specs.append(
+            (url_path_join("/mlplat", pattern), handler_for(area), {"endpoints": endpoints})
+        )
+    return specs

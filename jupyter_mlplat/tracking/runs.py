@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import NotFoundError, UsageError
 from ..identity import Identity, current_identity
@@ -177,6 +180,7 @@ class Tracker:
             self._configure_autolog(mlflow, autolog)
             run = mlflow.start_run(experiment_id=experiment.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
+            self._log_notebook_snapshot(client, run_id, tags)
             if params:
                 from mlflow.entities import Param
 
@@ -195,6 +199,26 @@ class Tracker:
             tags=tags,
         )
         return self.active_run
+
+    def _log_notebook_snapshot(self, client, run_id: str, tags: Mapping[str, str]) -> None:
+        """The saved notebook whose SHA-256 the run's tags name, as the run's
+        ``mlplat/notebook.ipynb`` (what the side panel opens); skipped when the file changed
+        since it was hashed or is larger than ``jobs_max_notebook_bytes``."""
+        digest, path = tags.get("mlplat.notebook.sha256"), tags.get("mlplat.notebook.path")
+        if not digest or not path:
+            return
+        try:
+            content = Path(path).expanduser().read_bytes()
+        except OSError:
+            return
+        if len(content) > self.settings.jobs_max_notebook_bytes:
+            return
+        if hashlib.sha256(content).hexdigest() != digest:
+            return
+        with tempfile.TemporaryDirectory(prefix="mlplat-snapshot-") as tmp:
+            file = Path(tmp) / "notebook.ipynb"
+            file.write_bytes(content)
+            client.log_artifact(run_id, str(file), "mlplat")
 
     def _configure_autolog(self, mlflow, enabled: bool) -> None:
         mlflow.autolog(
