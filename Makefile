@@ -14,8 +14,14 @@ CHP := node_modules/.bin/configurable-http-proxy
 SERVING_VENV ?= $(VENV)-serving
 SERVING_STAMP := $(SERVING_VENV)/.mlplat-serving-installed
 PYTEST_ARGS ?=
+# The side panel (labextension/, TypeScript): built into jupyter_mlplat/labextension, which
+# the wheel ships; `pip install .` builds it too (hatch-jupyter-builder).
+LABEXT := jupyter_mlplat/labextension/static/style.js
+LABEXT_SOURCES := $(shell find labextension/src labextension/style -type f 2>/dev/null) \
+	labextension/package.json labextension/package-lock.json labextension/tsconfig.json
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: up test install serving-env lint format bench clean
+.PHONY: up test install serving-env labextension lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,15 +45,28 @@ $(SERVING_STAMP): $(STAMP) scripts/build-serving-env.sh
 
 serving-env: $(SERVING_STAMP)
 
-install: $(STAMP) $(CHP) $(SERVING_STAMP)
+# Rebuilt when its sources change (the editable install built it once); the venv's share/
+# links to the build, so Lab serves what was built last.
+$(LABEXT): $(LABEXT_SOURCES) | $(STAMP)
+	cd labextension && npm ci --no-audit --no-fund --loglevel=error
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm run build:prod
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jupyter labextension develop --overwrite . >/dev/null
+	touch $(LABEXT)
+
+labextension: $(LABEXT)
+
+install: $(STAMP) $(CHP) $(SERVING_STAMP) $(LABEXT)
 
 # configurable-http-proxy is found on PATH (or c.MlplatHub.proxy_command).
 up: install
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(VENV)/bin/mlplat up
 
-# The store tests run on a real PostgreSQL too: installed from Debian's packages if missing.
+# The store tests run on a real PostgreSQL too, the panel's on Debian's Chromium: both
+# installed from Debian's packages if missing. The panel's TypeScript tests run with jest.
 test: install lint
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
+	cd labextension && npx jest --silent
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -63,4 +82,5 @@ bench: install
 	$(PY) benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) $(SERVING_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SERVING_VENV) .pytest_cache .ruff_cache labextension/node_modules \
+		labextension/lib jupyter_mlplat/labextension

@@ -90,3 +90,16 @@ def test_extension_refuses_unauthenticated_reads_and_writes(fetch, configure):
     with pytest.raises(HTTPClientError) as caught:
         fetch("mlplat", "api", "me", headers={"Authorization": ""})
     assert caught.value.code in (401, 403)
+
+
+def test_a_cache_buster_and_the_token_are_not_fields_but_unknown_names_are_refused(
+    fetch, configure
+):
+    """ServerConnection's `cache: 'no-store'` appends a bare `&<timestamp>`; a browser may
+    carry `?token=`. Neither is a field; an unknown named argument is still a 400."""
+    configure(user="dana", teams=["churn"])
+    page = fetch("mlplat", "api", "approvals", params={"1796187182359": "", "limit": "5"})
+    assert json.loads(page.body) == {"items": [], "next_cursor": None}
+    with pytest.raises(HTTPClientError) as caught:
+        fetch("mlplat", "api", "approvals", params={"bogus": "1"})
+    assert caught.value.code == 400 and "bogus" in json.loads(caught.value.response.body)["error"]

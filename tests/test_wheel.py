@@ -412,3 +412,24 @@ def test_mlplat_up_serves_the_hub_and_stops_on_ctrl_c(installed, tmp_path):
     still = {knob: port for knob, port in knobs.items() if _listening(port)}
     assert not still, f"still listening after `mlplat up` stopped: {still}\n{output()}"
     print(f"mlplat up answered /hub/login after {came_up:.1f} s")
+
+
+def test_the_side_panel_and_its_server_extension_are_installed_and_ok(installed, tmp_path):
+    """A plain install enables both halves: the prebuilt labextension (from the wheel's
+    share/jupyter/labextensions) and the server extension (its jupyter-config file)."""
+    jupyter = str(installed.venv / "bin" / "jupyter")
+    labextensions = installed.run([jupyter, "labextension", "list"], tmp_path)
+    listed = labextensions.stdout + labextensions.stderr
+    line = next((x for x in listed.splitlines() if "jupyter-mlplat" in x), "")
+    assert "enabled" in line and "OK" in line and "python, jupyter-mlplat" in line, listed
+    assert str(installed.venv) in listed  # from the venv's share/, not the checkout's build
+    extensions = installed.run([jupyter, "server", "extension", "list"], tmp_path)
+    shown = extensions.stdout + extensions.stderr
+    assert re.search(r"jupyter_mlplat enabled", shown), shown
+    assert re.search(r"jupyter_mlplat\s+\S*\s*OK", shown), shown
+    with zipfile.ZipFile(installed.wheel) as archive:
+        names = archive.namelist()
+    assert any(n.endswith("share/jupyter/labextensions/jupyter-mlplat/package.json") for n in names)
+    assert any(n.endswith("share/jupyter/labextensions/jupyter-mlplat/install.json") for n in names)
+    assert any("/static/remoteEntry." in n for n in names)
+    assert not any("node_modules" in n or n.endswith(".ts") or n.endswith(".tsx") for n in names)

@@ -71,7 +71,13 @@ class PlatformHandler(MlplatHandler):
             raise web.HTTPError(405)
         try:
             if endpoint.method == "GET":
-                data = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+                # A bare `&1764…` (a browser cache buster) or the server's own `token` is not
+                # a field of the request; anything else unknown is refused by the model.
+                data = {
+                    k: value
+                    for k in self.request.query_arguments
+                    if k != "token" and (value := self.get_query_argument(k)) != ""
+                }
             else:
                 data = json.loads(self.request.body or b"{}")
                 if not isinstance(data, dict):
