@@ -35,6 +35,7 @@ _FLUENT = (
     "predict",
     "audit_export",
     "job_run",
+    "job_rerun",
     "wait_for_job",
     "job_schedule",
     "jobs",

@@ -339,6 +339,10 @@ def _job_logs(ns, env):
     return _fluent().job_logs(ns.id)
 
 
+def _job_rerun(ns, env):
+    return _fluent().job_rerun(ns.id, ns.param, wait=ns.wait, in_notebook=env.in_notebook)
+
+
 def _job_cancel(ns, env):
     return _fluent().job_cancel(ns.id)
 
@@ -637,6 +641,16 @@ COMMANDS: tuple[Command, ...] = (
         (_ID, Arg("--notebook", action="store_true", help="the executed notebook's JSON")),
     ),  # fmt: skip
     Command(("job", "logs"), "the log of a run", _job_logs, (_ID,)),
+    Command(
+        ("job", "rerun"),
+        "run a run's notebook snapshot again, as you, with -p KEY=VALUE changed",
+        _job_rerun,
+        (
+            _ID,
+            _PARAM,
+            Arg("--wait", action="store_true", help="wait for the end, showing progress"),
+        ),
+    ),  # fmt: skip
     Command(("job", "cancel"), "cancel a queued or running run", _job_cancel, (_ID,)),
     Command(("job", "pause"), "pause a schedule", _schedule("pause"), (_ID,)),
     Command(("job", "resume"), "resume a schedule", _schedule("resume"), (_ID,)),

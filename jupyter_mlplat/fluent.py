@@ -485,6 +485,33 @@ def job_run(notebook: str, parameters=None, *, profile: str = "", team: str | No
     return JobView(run)
 
 
+def job_rerun(run_id: int, parameters=None, *, wait: bool = False, in_notebook: bool = False):
+    """Run run ``run_id``'s notebook snapshot again, as you, with ``parameters`` (a mapping,
+    or ``KEY=VALUE`` texts, each value read as JSON, else as text) replacing its values; the
+    platform checks them against the snapshot's parameters cell."""
+    import json
+
+    from .display import JobView
+    from .errors import UsageError
+
+    given: dict = {}
+    if isinstance(parameters, Mapping):
+        given = dict(parameters)
+    else:
+        for text in parameters or ():
+            name, equals, value = str(text).partition("=")
+            if not equals or not name.strip():
+                raise UsageError(f"{text!r} is not KEY=VALUE; write e.g. -p x=5.")
+            try:
+                given[name.strip()] = json.loads(value)
+            except ValueError:
+                given[name.strip()] = value
+    run = _client().rerun_job(run_id, given)
+    if wait:
+        run = wait_for_job(run.id, in_notebook=in_notebook)
+    return JobView(run)
+
+
 def wait_for_job(run_id: int, *, in_notebook: bool = False, poll: float = 1.0, timeout=None):
     """The run once it has ended, its cells' progress shown meanwhile (a widget in a
     notebook, lines on a terminal)."""

@@ -66,14 +66,40 @@ def row(tab, row_id: str):
 
 
 def set_theme(page, dark: bool) -> None:
-    """JupyterLab's own theme switch (Settings → Theme)."""
-    name = "JupyterLab Dark" if dark else "JupyterLab Light"
-    page.get_by_role("menuitem", name="Settings").first.click()
-    page.get_by_role("menuitem", name="Theme").first.hover()
-    page.get_by_role("menuitem", name=name).click()
-    attribute = "true" if dark else "false"
-    page.wait_for_selector(f"body[data-jp-theme-light='{'false' if dark else 'true'}']")
-    del attribute
+    """JupyterLab's theme setting, written through Lab's settings API (as the Settings →
+    Theme menu writes it, with the page's XSRF token), then the page reloaded with the
+    panel open again."""
+    theme = "JupyterLab Dark" if dark else "JupyterLab Light"
+    status = page.evaluate(
+        """async (theme) => {
+            const config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+            const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]+)/) || [])[1] || '';
+            const url = config.baseUrl + 'lab/api/settings/@jupyterlab/apputils-extension:themes';
+            const response = await fetch(url, {
+                method: 'PUT', credentials: 'same-origin',
+                headers: {'Content-Type': 'application/json', 'X-XSRFToken': decodeURIComponent(xsrf)},
+                body: JSON.stringify({raw: JSON.stringify({theme})}),
+            });
+            return response.status;
+        }""",
+        theme,
+    )
+    assert status == 204, status
+    page.reload()
+    page.wait_for_selector("#jp-main-dock-panel")
+    page.wait_for_selector(f"body[data-jp-theme-name='{theme}']", state="attached")
+    if not page.locator("#mlplat-panel").is_visible():
+        open_panel(page)
+
+
+def widen_panel(page, width: int) -> None:
+    """Drag the left sidebar's edge to ``width`` pixels (for pictures with whole tables)."""
+    box = page.locator("#mlplat-panel").bounding_box()
+    edge = box["x"] + box["width"] + 2
+    page.mouse.move(edge, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(width, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
 
 
 def screenshot(page, name: str) -> Path:

@@ -6,6 +6,8 @@ HTTP through the real hub with each user's own token.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow import MlflowClient
 
@@ -30,11 +32,17 @@ def train_run(configure, demo_feature_repo, tmp_path):
         import subprocess
 
         notebook = tmp_path / f"{team}.ipynb"
-        notebook.write_text('{"cells": [], "nbformat": 4, "nbformat_minor": 5}')
+        kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        notebook.write_text(
+            json.dumps({"cells": [], "metadata": {"kernelspec": kernel}, "nbformat": 4,
+                        "nbformat_minor": 5})
+        )  # fmt: skip
         git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
         subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
         subprocess.run([*git, "add", notebook.name], cwd=tmp_path, check=True)
-        subprocess.run([*git, "commit", "-qm", team], cwd=tmp_path, check=True)
+        subprocess.run(
+            [*git, "commit", "-q", "--allow-empty", "-m", team], cwd=tmp_path, check=True
+        )
         configure(
             tracking_uri=tracking_uri,
             teams=[team],

@@ -193,6 +193,17 @@ def test_rerun_runs_the_same_snapshot_as_the_caller_with_parameters_changed(jobs
         bob.rerun_job(first.id, {"x": 3})  # another team's run
     with pytest.raises(NotFoundError):
         alice.rerun_job(999999, {})
+    # The command's twin (`%mlplat job rerun ID -p x=5`, `mlplat job rerun ID -p x=5`): the
+    # values are read as JSON, so x=5 is the int the parameters cell declares.
+    from jupyter_mlplat import commands, fluent
+
+    command, rest = commands.find(["job", "rerun", str(first.id), "-p", "x=5"], "cli")
+    assert command.words == ("job", "rerun") and rest == [str(first.id), "-p", "x=5"]
+    view = fluent.job_rerun(first.id, ["x=5"], wait=True)
+    assert repr(view).startswith("Job run ") and "SUCCEEDED" in repr(view)
+    assert view.model.parameters == {"x": 5} and view.model.status == "succeeded"
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        fluent.job_rerun(first.id, ["x"])
 
 
 def test_a_cell_that_raises_is_failed_with_the_cell_named(jobs):

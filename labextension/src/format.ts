@@ -2,7 +2,7 @@
  * Pure formatting of what the API answers, for display and for the re-run form.
  */
 
-import type { DescribeExperiment, DescribeServedVersion, FailedCell } from './api';
+import type { DescribeExperiment, DescribeServedVersion, FailedCell, NotebookContent } from './api';
 
 /** "v3 90% / v4 10%" */
 export function trafficSplit(traffic: DescribeServedVersion[]): string {
@@ -206,4 +206,19 @@ export function mlflowRunUrl(
     return `${base}/#/experiments/${encodeURIComponent(found.experiment_id)}/runs/${run}`;
   }
   return `${base}/#/runs/${run}`;
+}
+
+/**
+ * The fields Jupyter's contents manager needs before it saves a notebook: an old or
+ * hand-written file may lack `metadata` (the save then fails with "'metadata'").
+ */
+export function completed(content: NotebookContent): NotebookContent {
+  const given = content as Record<string, unknown>;
+  return {
+    nbformat: 4,
+    nbformat_minor: 5,
+    cells: [],
+    ...given,
+    metadata: given.metadata && typeof given.metadata === 'object' ? given.metadata : {}
+  } as NotebookContent;
 }

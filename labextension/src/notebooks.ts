@@ -7,6 +7,7 @@ import type { JupyterFrontEnd } from '@jupyterlab/application';
 import type { IDocumentManager } from '@jupyterlab/docmanager';
 
 import { NotebookContent, errorMessage } from './api';
+import { completed } from './format';
 import type { OpenNotebook } from './tabs/types';
 
 export const VIEWS_FOLDER = 'mlplat-views';
@@ -22,7 +23,7 @@ export function notebookOpener(
     try {
       // Saving a folder that exists changes nothing, so no need to look first.
       await contents.save(VIEWS_FOLDER, { type: 'directory' });
-      await contents.save(path, { type: 'notebook', format: 'json', content });
+      await contents.save(path, { type: 'notebook', format: 'json', content: completed(content) });
     } catch (error) {
       throw new Error(`Could not save ${path} in your files: ${errorMessage(error)}`);
     }
@@ -35,3 +36,4 @@ export function notebookOpener(
     return path;
   };
 }
+

@@ -1,6 +1,7 @@
 import type { DescribeExperiment, DescribeServedVersion } from '../api';
 import {
   basename,
+  completed,
   clockTime,
   compactJson,
   failedCellSummary,
@@ -203,5 +204,17 @@ describe('MLflow links', () => {
     expect(mlflowRunUrl(atRoot, 'r1', 'alpha/churn')).toBe('/#/experiments/3/runs/r1');
     expect(mlflowRunUrl([], 'r1', 'alpha/churn')).toBe('');
     expect(mlflowRunUrl([{ ...experiments[0], mlflow_url: '' }], 'r1')).toBe('');
+  });
+});
+
+describe('completed', () => {
+  it('adds the metadata, nbformat and cells a save needs, keeping what is there', () => {
+    const done = completed({ cells: [{ cell_type: 'code' }], nbformat: 4 }) as Record<string, unknown>;
+    expect(done.metadata).toEqual({});
+    expect(done.nbformat_minor).toBe(5);
+    expect(done.cells).toEqual([{ cell_type: 'code' }]);
+    const kept = completed({ metadata: { kernelspec: { name: 'python3' } } }) as Record<string, unknown>;
+    expect(kept.metadata).toEqual({ kernelspec: { name: 'python3' } });
+    expect(completed({ metadata: null }).metadata).toEqual({});
   });
 });
