@@ -5,7 +5,6 @@ import {
   DescribeJob,
   DescribeJobLogs,
   DescribeSchedule,
-  JOB_STATUSES,
   JobStatus,
   errorMessage
 } from '../api';
@@ -14,6 +13,7 @@ import { EmptyState } from '../components/EmptyState';
 import { ErrorLine, StatusLine } from '../components/ErrorLine';
 import { KeyValues, TextBlock } from '../components/Details';
 import { ListToolbar, LoadMore } from '../components/ListToolbar';
+import { StatusSelect } from '../components/StatusSelect';
 import {
   basename,
   failedCellSummary,
@@ -21,6 +21,7 @@ import {
   parameterInput,
   parseParameterInputs
 } from '../format';
+import { useAction } from '../useAction';
 import { PagedList, usePagedList } from '../usePagedList';
 import { ACTIVE_STATUSES, TabProps } from './types';
 
@@ -54,19 +55,7 @@ export function JobsTab(props: TabProps): JSX.Element {
           runs.refresh();
         }}
       >
-        <select
-          className="jp-mod-styled"
-          aria-label="Status"
-          value={status}
-          onChange={event => setStatus(event.target.value as JobStatus | '')}
-        >
-          <option value="">All statuses</option>
-          {JOB_STATUSES.map(s => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
+        <StatusSelect value={status} onChange={setStatus} />
       </ListToolbar>
       <SchedulesSection {...props} list={schedules} />
       <JobRunsSection {...props} list={runs} status={status} />
@@ -198,11 +187,9 @@ function JobRunsSection(props: TabProps & { list: JobRuns; status: JobStatus | '
 
 function JobDetails(props: TabProps & { job: DescribeJob; onChanged: () => void }): JSX.Element {
   const { api, job, openNotebook, onChanged } = props;
-  const [result, setResult] = React.useState<string | null>(null);
-  const [error, setError] = React.useState<string | null>(null);
+  const { result, error, busy, act, setResult, setError } = useAction();
   const [logs, setLogs] = React.useState<DescribeJobLogs | null>(null);
   const [rerunning, setRerunning] = React.useState(false);
-  const [busy, setBusy] = React.useState(false);
 
   React.useEffect(() => {
     setResult(null);
@@ -210,19 +197,6 @@ function JobDetails(props: TabProps & { job: DescribeJob; onChanged: () => void 
     setLogs(null);
     setRerunning(false);
   }, [job.id]);
-
-  const act = async (action: () => Promise<string | null>) => {
-    setBusy(true);
-    setResult(null);
-    setError(null);
-    try {
-      setResult(await action());
-    } catch (e) {
-      setError(errorMessage(e));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const openOutput = () =>
     act(async () => {

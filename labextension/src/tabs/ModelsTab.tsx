@@ -14,6 +14,7 @@ import { EmptyState } from '../components/EmptyState';
 import { ErrorLine, StatusLine } from '../components/ErrorLine';
 import { ListToolbar, LoadMore } from '../components/ListToolbar';
 import { compactJson, formatTime, trafficSplit } from '../format';
+import { useAction } from '../useAction';
 import { usePagedList } from '../usePagedList';
 import { TabProps } from './types';
 
@@ -79,27 +80,17 @@ interface VersionDetailsProps extends TabProps {
 
 function VersionDetails(props: VersionDetailsProps): JSX.Element {
   const { api, me, version, onChanged } = props;
-  const [result, setResult] = React.useState<string | null>(null);
-  const [error, setError] = React.useState<string | null>(null);
   const [auditVersion, setAuditVersion] = React.useState(0);
+  const { result, error, act, setResult, setError } = useAction(() => {
+    onChanged();
+    setAuditVersion(n => n + 1);
+  });
   const key = versionKey(version);
 
   React.useEffect(() => {
     setResult(null);
     setError(null);
   }, [key]);
-
-  const act = async (action: () => Promise<string>) => {
-    setResult(null);
-    setError(null);
-    try {
-      setResult(await action());
-    } catch (e) {
-      setError(errorMessage(e));
-    }
-    onChanged();
-    setAuditVersion(n => n + 1);
-  };
 
   const isReviewer = me?.roles.includes('reviewer') ?? false;
 

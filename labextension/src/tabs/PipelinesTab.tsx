@@ -5,17 +5,17 @@ import {
   DescribeExperiment,
   DescribePipelineLogs,
   DescribePipelineRun,
-  JOB_STATUSES,
   JobStatus,
-  PipelineTask,
-  errorMessage
+  PipelineTask
 } from '../api';
 import { Column, Table } from '../components/Table';
 import { EmptyState } from '../components/EmptyState';
 import { ErrorLine, StatusLine } from '../components/ErrorLine';
 import { KeyValues, TextBlock } from '../components/Details';
 import { ListToolbar, LoadMore } from '../components/ListToolbar';
+import { StatusSelect } from '../components/StatusSelect';
 import { compactJson, formatEpochSeconds, formatTime, mlflowRunUrl } from '../format';
+import { useAction } from '../useAction';
 import { usePagedList } from '../usePagedList';
 import { ACTIVE_STATUSES, TabProps } from './types';
 
@@ -59,19 +59,7 @@ export function PipelinesTab(props: TabProps): JSX.Element {
   return (
     <div className="mlplat-tab-body">
       <ListToolbar updated={list.updated} onRefresh={list.refresh}>
-        <select
-          className="jp-mod-styled"
-          aria-label="Status"
-          value={status}
-          onChange={event => setStatus(event.target.value as JobStatus | '')}
-        >
-          <option value="">All statuses</option>
-          {JOB_STATUSES.map(s => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
+        <StatusSelect value={status} onChange={setStatus} />
       </ListToolbar>
       <ErrorLine message={list.error} />
       {list.loading && list.rows.length === 0 ? (
@@ -111,29 +99,14 @@ interface PipelineDetailsProps extends TabProps {
 
 function PipelineDetails(props: PipelineDetailsProps): JSX.Element {
   const { api, run, experiments, openNotebook, onChanged } = props;
-  const [result, setResult] = React.useState<string | null>(null);
-  const [error, setError] = React.useState<string | null>(null);
+  const { result, error, busy, act, setResult, setError } = useAction();
   const [logs, setLogs] = React.useState<DescribePipelineLogs | null>(null);
-  const [busy, setBusy] = React.useState(false);
 
   React.useEffect(() => {
     setResult(null);
     setError(null);
     setLogs(null);
   }, [run.id]);
-
-  const act = async (action: () => Promise<string | null>) => {
-    setBusy(true);
-    setResult(null);
-    setError(null);
-    try {
-      setResult(await action());
-    } catch (e) {
-      setError(errorMessage(e));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const openTaskNotebook = (task: PipelineTask) =>
     act(async () => {
