@@ -123,6 +123,7 @@ def test_the_panel_from_login_to_rollback_in_chromium(platform_hub, seeded):
         }
         for page in pages.values():
             browser.open_panel(page)
+        browser.widen_panel(pages["alice"], 900)
         alice, bob, rita = pages["alice"], pages["bob"], pages["rita"]
 
         # Each sees their own team's runs, models and jobs, never the other team's.

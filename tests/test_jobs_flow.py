@@ -66,9 +66,11 @@ def account(user: str, homes: Path) -> pwd.struct_passwd | None:
             ["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
              "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True,
         )  # fmt: skip
-    else:  # made by an earlier module (or a session that was killed): its home moves here
-        if entry.pw_dir != str(home):
+    else:  # made by an earlier module: its home stays (its warm starter may still run there)
+        if not Path(entry.pw_dir).is_dir():  # a killed session's: the home moves here
             subprocess.run(["usermod", "--home", str(home), name], check=True, capture_output=True)
+        else:
+            home = Path(entry.pw_dir)
     entry = pwd.getpwnam(name)
     home.mkdir(mode=0o700, exist_ok=True)
     os.chown(home, entry.pw_uid, entry.pw_gid)

@@ -6,6 +6,7 @@ real store, in process as each user (the teams come from the identity, never the
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from mlflow import MlflowClient
@@ -15,6 +16,7 @@ from jupyter_mlplat.client import PlatformClient
 from jupyter_mlplat.errors import NotFoundError, PermissionDenied, UsageError
 from jupyter_mlplat.identity import ROLE_REVIEWER, Identity
 
+MODEL = f"panel-churn-model-{uuid.uuid4().hex[:8]}"  # the session's registry is shared
 ALICE = Identity("alice", ("churn",), "test")
 BOB = Identity("bob", ("fraud",), "test")
 RITA = Identity("rita", ("risk",), "test", roles=(ROLE_REVIEWER,))
@@ -37,6 +39,16 @@ def ops(configure, mlflow_server, tmp_path):
     yield as_user
     for client in clients.values():
         client._transport.platform.resources.close()
+
+
+def all_pages(client) -> set[str]:
+    """Every run id the client may list, page by page."""
+    seen, cursor = set(), None
+    while True:
+        page = client.list_runs(limit=500, cursor=cursor)
+        seen |= {r.run_id for r in page.items}
+        if not (cursor := page.next_cursor):
+            return seen
 
 
 def log_runs(configure, uri, tmp_path, team, experiment, count, *, notebook=None):
@@ -62,32 +74,42 @@ def test_runs_of_my_teams_sorted_filtered_paged_never_another_teams(
     notebook.write_text(
         json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
     )
-    churn = log_runs(configure, mlflow_server.uri, tmp_path, "churn", "panel", 5, notebook=notebook)
-    fraud = log_runs(configure, mlflow_server.uri, tmp_path, "fraud", "panel", 2)
+    # The session's MLflow holds other tests' experiments too: this one's name is its own.
+    name = f"panel-{uuid.uuid4().hex[:8]}"
+    churn = log_runs(configure, mlflow_server.uri, tmp_path, "churn", name, 5, notebook=notebook)
+    fraud = log_runs(configure, mlflow_server.uri, tmp_path, "fraud", name, 2)
     # A run tagged as churn's in fraud's experiment stays fraud's: the experiment decides.
     MlflowClient(mlflow_server.uri).set_tag(fraud[0], "mlplat.team", "churn")
     configure(tracking_uri=mlflow_server.uri)
     alice = ops(ALICE)
 
     experiments = alice.list_experiments().items
-    assert [e.name for e in experiments] == ["churn/panel"]
-    assert experiments[0].mlflow_url.endswith(f"/#/experiments/{experiments[0].experiment_id}")
+    names = [e.name for e in experiments]
+    assert f"churn/{name}" in names and all(n.startswith("churn/") for n in names)
+    assert names == sorted(names)
+    (mine,) = [e for e in experiments if e.name == f"churn/{name}"]
+    assert mine.mlflow_url.endswith(f"/#/experiments/{mine.experiment_id}")
+    here = mine.experiment_id
 
-    first = alice.list_runs(order="metrics.auc DESC", limit=2)
+    first = alice.list_runs(experiment_id=here, order="metrics.auc DESC", limit=2)
     assert [r.run_id for r in first.items] == [churn[4], churn[3]] and first.next_cursor
-    rest = alice.list_runs(order="metrics.auc DESC", limit=2, cursor=first.next_cursor)
+    rest = alice.list_runs(
+        experiment_id=here, order="metrics.auc DESC", limit=2, cursor=first.next_cursor
+    )
     assert [r.run_id for r in rest.items] == [churn[2], churn[1]]
     row = first.items[0]
     assert row.params == {"depth": "4", "kind": "tree"} and row.metrics["auc"] == pytest.approx(
         0.92
     )
-    assert row.experiment == "churn/panel" and row.team == "churn" and row.user == "churn-user"
+    assert row.experiment == f"churn/{name}" and row.team == "churn" and row.user == "churn-user"
     assert row.notebook_path == str(notebook)
 
-    low = alice.list_runs(filter="metrics.auc < 0.65", order="params.depth ASC")
+    low = alice.list_runs(experiment_id=here, filter="metrics.auc < 0.65", order="params.depth ASC")
     assert [r.run_id for r in low.items] == [churn[0], churn[1]]
-    every = {r.run_id for r in alice.list_runs(limit=500).items}
-    assert every == set(churn) and not every & set(fraud)
+    assert {r.run_id for r in alice.list_runs(experiment_id=here, limit=500).items} == set(churn)
+    every = all_pages(alice)
+    assert every >= set(churn) and not every & set(fraud)
+    assert all(r.team == "churn" for r in alice.list_runs(limit=500).items)
     with pytest.raises(UsageError, match="MLflow's syntax"):
         alice.list_runs(filter="metrics.auc >>> nonsense")
     with pytest.raises(UsageError):
@@ -110,7 +132,8 @@ def test_runs_of_my_teams_sorted_filtered_paged_never_another_teams(
     snapshot = alice.run_notebook(churn[4])
     assert snapshot.content["nbformat"] == 4 and snapshot.path == str(notebook)
     assert snapshot.sha256 == detail.tags["mlplat.notebook.sha256"]
-    assert {r.run_id for r in ops(BOB).list_runs().items} == set(fraud)
+    theirs = all_pages(ops(BOB))
+    assert theirs >= set(fraud) and not theirs & set(churn)
     with pytest.raises(NotFoundError, match="no notebook snapshot"):
         ops(BOB).run_notebook(fraud[1])
 
@@ -121,30 +144,30 @@ def test_model_versions_with_states_for_the_team_and_reviewers_and_their_audit(
     (run_id,) = train_model_run(configure, mlflow_server.uri, "churn")
     configure(tracking_uri=mlflow_server.uri)
     alice, bob, rita = ops(ALICE), ops(BOB), ops(RITA)
-    alice.register_model("churn-model", run_id)
+    alice.register_model(MODEL, run_id)
     assert [(v.model, v.version, v.state) for v in alice.list_model_versions().items] == [
-        ("churn-model", "1", "unrequested")
+        (MODEL, "1", "unrequested")
     ]
-    request = alice.request_approval("churn-model", "1", "production", reason="ship it")
+    request = alice.request_approval(MODEL, "1", "production", reason="ship it")
     assert request.status == "requested"
     (version,) = alice.list_model_versions().items
     assert version.state == "requested" and version.requests[0].id == request.id
     assert {c.name for c in version.requests[0].checks} >= {"team_owns_model"}
     assert all(isinstance(c.inputs, dict) for c in version.requests[0].checks)
-    assert version.mlflow_url.endswith("/#/models/churn-model/versions/1")
+    assert version.mlflow_url.endswith(f"/#/models/{MODEL}/versions/1")
     assert bob.list_model_versions().items == []  # another team's model is not listed
-    assert [v.model for v in rita.list_model_versions().items] == ["churn-model"]  # a reviewer
+    assert [v.model for v in rita.list_model_versions().items] == [MODEL]  # a reviewer
     rita.approve(request.id, "checked")
-    assert alice.list_model_versions(model="churn-model").items[0].state == "approved"
+    assert alice.list_model_versions(model=MODEL).items[0].state == "approved"
 
-    trail = alice.version_audit("churn-model", "1").items
+    trail = alice.version_audit(MODEL, "1").items
     assert [(e.action, e.actor) for e in trail] == [
         ("approval.request", "alice"), ("approval.approve", "rita"),
     ]  # fmt: skip
-    assert all(e.subject.startswith("churn-model/1/") for e in trail)
-    assert rita.version_audit("churn-model", "1").items == trail
+    assert all(e.subject.startswith(f"{MODEL}/1/") for e in trail)
+    assert rita.version_audit(MODEL, "1").items == trail
     with pytest.raises(PermissionDenied, match="churn"):
-        bob.version_audit("churn-model", "1")
+        bob.version_audit(MODEL, "1")
     with pytest.raises(NotFoundError, match="not registered"):
         alice.version_audit("no-such-model", "1")
 

@@ -419,14 +419,17 @@ def test_the_side_panel_and_its_server_extension_are_installed_and_ok(installed,
     share/jupyter/labextensions) and the server extension (its jupyter-config file)."""
     jupyter = str(installed.venv / "bin" / "jupyter")
     labextensions = installed.run([jupyter, "labextension", "list"], tmp_path)
-    listed = labextensions.stdout + labextensions.stderr
+    ansi = re.compile(r"\x1b\[[0-9;]*m")  # the colours of "enabled" and "OK"
+    listed = ansi.sub("", labextensions.stdout + labextensions.stderr)
     line = next((x for x in listed.splitlines() if "jupyter-mlplat" in x), "")
-    assert "enabled" in line and "OK" in line and "python, jupyter-mlplat" in line, listed
+    assert (
+        "enabled" in line and "OK" in line and re.search(r"\(python, jupyter[-_]mlplat\)", line)
+    ), listed
     assert str(installed.venv) in listed  # from the venv's share/, not the checkout's build
     extensions = installed.run([jupyter, "server", "extension", "list"], tmp_path)
-    shown = extensions.stdout + extensions.stderr
+    shown = ansi.sub("", extensions.stdout + extensions.stderr)
     assert re.search(r"jupyter_mlplat enabled", shown), shown
-    assert re.search(r"jupyter_mlplat\s+\S*\s*OK", shown), shown
+    assert re.search(r"jupyter_mlplat 0\.1\.0 OK", shown), shown
     with zipfile.ZipFile(installed.wheel) as archive:
         names = archive.namelist()
     assert any(n.endswith("share/jupyter/labextensions/jupyter-mlplat/package.json") for n in names)
