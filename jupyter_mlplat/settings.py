@@ -51,6 +51,8 @@ ENV_VARS = {
     "MLPLAT_JOBS_ACCOUNT_PREFIX": "OS account prefix of users' jobs (the hub's spawner prefix)",
     "MLPLAT_JOBS_PYTHON": "Python that runs jobs (the hub's spawner Python)",
     "MLPLAT_STORE_URL": "SQLAlchemy URL of the platform database (default SQLite in MLPLAT_HOME)",
+    "MLPLAT_SERVICE_TOKEN": "Kubernetes hub: the platform service's hub token (from a Secret)",
+    "MLPLAT_MLFLOW_SERVICE_TOKEN": "Kubernetes hub: the MLflow service's hub token (from a Secret)",
 }
 
 
@@ -298,6 +300,28 @@ class MlplatSettings(Configurable):
     @default("hub_api_token")
     def _default_hub_api_token(self):
         return _env("JUPYTERHUB_API_TOKEN", "")
+
+    service_token = Unicode(
+        config=True,
+        help="""Kubernetes mode, in the hub: the token the hub registers the platform service
+        with (the chart passes it from its Secret, key platform-token). Env:
+        MLPLAT_SERVICE_TOKEN. Example: c.MlplatSettings.service_token = "<token>" """,
+    )
+
+    @default("service_token")
+    def _default_service_token(self):
+        return _env("MLPLAT_SERVICE_TOKEN", "")
+
+    mlflow_service_token = Unicode(
+        config=True,
+        help="""Kubernetes mode, in the hub: the token the hub registers the MLflow service with
+        (the chart's Secret, key mlflow-token). Env: MLPLAT_MLFLOW_SERVICE_TOKEN. Example:
+        c.MlplatSettings.mlflow_service_token = "<token>" """,
+    )
+
+    @default("mlflow_service_token")
+    def _default_mlflow_service_token(self):
+        return _env("MLPLAT_MLFLOW_SERVICE_TOKEN", "")
 
     service_name = Unicode(
         config=True,

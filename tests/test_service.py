@@ -140,6 +140,9 @@ def test_metrics_need_read_metrics_or_admin(hub, tokens):
     assert response.headers["Content-Type"].startswith("text/plain")
     assert 'mlplat_service_requests_total{handler="me",method="GET",status="200"}' in response.text
     assert 'mlplat_service_request_duration_seconds_bucket{handler="me"' in response.text
+    # The state gauges, read from the service's store at the scrape.
+    for gauge in ("mlplat_job_runs", "mlplat_approval_requests", "mlplat_deployments"):
+        assert f"# TYPE {gauge} gauge" in response.text
 
 
 def test_client_over_http_through_the_proxy(hub, tokens):

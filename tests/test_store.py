@@ -216,3 +216,28 @@ def test_urls_and_settings(tmp_path, monkeypatch):
         assert store.current_revision() == head_revision()
     finally:
         reset_stores()
+
+
+def test_state_counts_become_the_metrics_gauges(store):
+    from jupyter_mlplat.service.metrics import ServiceMetrics
+    from jupyter_mlplat.store.counts import state_counts
+
+    with store.transaction() as session:
+        session.add_all([request_row("rejected"), request_row("approved", version="2")])
+        session.add_all([request_row(version="3"), request_row(version="3", target="staging")])
+    counts = state_counts(store)
+    assert counts.approval_requests == {
+        ("production", "rejected"): 1, ("production", "approved"): 1,
+        ("production", "requested"): 1, ("staging", "requested"): 1,
+    }  # fmt: skip
+    assert counts.job_runs == {} and counts.deployments == {}
+    text = ServiceMetrics(lambda: state_counts(store)).render()[0].decode()
+    assert 'mlplat_approval_requests{status="requested",target="production"} 1.0' in text
+    assert "# TYPE mlplat_job_runs gauge" in text and "# TYPE mlplat_deployments gauge" in text
+
+    def broken():
+        raise sa.exc.OperationalError("select", {}, Exception("database is gone"))
+
+    # A store that cannot be read drops the gauges from that scrape, not the request metrics.
+    text = ServiceMetrics(broken).render()[0].decode()
+    assert "mlplat_approval_requests" not in text and "process_cpu_seconds_total" in text

@@ -40,6 +40,12 @@ class Platform:
         endpoint_ = ENDPOINTS[name]
         return getattr(self.areas[endpoint_.area], name)(context, request)
 
+    def state_counts(self):
+        """Job runs, approval requests and deployments by state (for /metrics)."""
+        from ..store.counts import state_counts
+
+        return state_counts(self.resources.store)
+
     def parse(self, name: str, data: dict) -> ApiModel:
         """``data`` validated as the request of endpoint ``name`` under these settings."""
         return parse_request(ENDPOINTS[name], data, max_text_bytes=self.settings.max_text_bytes)

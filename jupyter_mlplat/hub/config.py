@@ -29,6 +29,43 @@ MLFLOW_SERVICE = "mlflow"
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
+# A single-user server's own token may call the platform service for its user.
+SERVER_TOKEN_SCOPES = (
+    "users:activity!user",
+    "access:servers!server",
+    f"access:services!service={SERVICE_NAME}",
+    f"access:services!service={MLFLOW_SERVICE}",
+)
+
+
+def platform_roles() -> list[dict]:
+    """The hub roles of the platform service, MLflow and users, in both modes."""
+    return [
+        {
+            "name": "mlplat-service",
+            # tokens: a job gets a token of its owner (for MLflow and the platform only, for
+            # the job's time), so it logs as them while their server is stopped.
+            "scopes": ["read:users:name", "read:users:groups", "read:groups", "tokens"],
+            "services": [SERVICE_NAME],
+        },
+        {
+            # MLflow's authorization function asks the Hub about tokens and groups.
+            "name": "mlplat-mlflow",
+            "scopes": ["read:users:name", "read:users:groups"],
+            "services": [MLFLOW_SERVICE],
+        },
+        {
+            # Users reach the platform service and MLflow with their own tokens.
+            "name": "user",
+            "scopes": [
+                "self",
+                f"access:services!service={SERVICE_NAME}",
+                f"access:services!service={MLFLOW_SERVICE}",
+            ],
+        },
+    ]
+
+
 class MlplatHub(Configurable):
     """Ports, folders and timeouts of the hub the platform runs in."""
 
@@ -210,41 +247,14 @@ def configure(c, settings: MlplatSettings | None = None) -> None:
         },
     ]
     c.JupyterHub.load_roles = [
-        {
-            "name": "mlplat-service",
-            # tokens: a job gets a token of its owner (for MLflow and the platform only, for
-            # the job's time), so it logs as them while their server is stopped.
-            "scopes": ["read:users:name", "read:users:groups", "read:groups", "tokens"],
-            "services": [SERVICE_NAME],
-        },
-        {
-            # MLflow's authorization function asks the Hub about tokens and groups.
-            "name": "mlplat-mlflow",
-            "scopes": ["read:users:name", "read:users:groups"],
-            "services": [MLFLOW_SERVICE],
-        },
+        *platform_roles(),
         {
             "name": "idle-culler",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         },
-        {
-            # Users reach the platform service and MLflow with their own tokens.
-            "name": "user",
-            "scopes": [
-                "self",
-                f"access:services!service={SERVICE_NAME}",
-                f"access:services!service={MLFLOW_SERVICE}",
-            ],
-        },
     ]
-    # A single-user server's own token may call the platform service for its user.
-    c.Spawner.server_token_scopes = [
-        "users:activity!user",
-        "access:servers!server",
-        f"access:services!service={SERVICE_NAME}",
-        f"access:services!service={MLFLOW_SERVICE}",
-    ]
+    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
 
     tracking_uri = f"{public}/services/{MLFLOW_SERVICE}"
     env = {

@@ -158,7 +158,8 @@ def helm_values(profile_set: ProfileSet) -> dict[str, Any]:
     """Values for our chart's ``jupyterhub:`` (Zero to JupyterHub) dependency.
 
     ``singleuser.profileList`` holds every profile; ``hub.extraConfig`` filters it per user
-    from ``custom.mlplat.profileGroups``; ``custom.mlplat.namespaces`` lists the namespaces
+    from ``custom.mlplat.profileGroups``; ``custom.mlplat.groups`` are the groups that may log
+    in; ``custom.mlplat.namespaces`` lists the namespaces
     the hub spawns into (its service account needs pod/PVC rights there: z2jh only grants
     them in the release namespace)."""
     return {
@@ -168,6 +169,8 @@ def helm_values(profile_set: ProfileSet) -> dict[str, Any]:
             "custom": {
                 "mlplat": {
                     "profileGroups": {p.slug: list(p.audience) for p in profile_set.profiles},
+                    # Who may log in (the OIDC groups claim): every team's group and the roles.
+                    "groups": list(profile_set.known_groups()),
                     "namespaces": sorted({p.namespace for p in profile_set.profiles}),
                 }
             },

@@ -183,7 +183,8 @@ class MetricsHandler(BaseHandler):
                 "Reading metrics needs a token with the scope read:metrics or membership "
                 f"in the group {self.context.settings.admin_group!r}."
             )
-        body, content_type = self.context.metrics.render()
+        # The state gauges read the store: off the event loop.
+        body, content_type = await asyncio.to_thread(self.context.metrics.render)
         self.set_header("Content-Type", content_type)
         self.finish(body)
 

@@ -35,7 +35,7 @@ class ServiceContext:
         self.settings = settings
         self.platform = platform or Platform(settings)
         self.authenticator = authenticator or HubAuthenticator(settings)
-        self.metrics = ServiceMetrics()
+        self.metrics = ServiceMetrics(self.platform.state_counts)
 
 
 def error_body(exc: BaseException, status: int, reason: str, method: str, path: str) -> tuple:

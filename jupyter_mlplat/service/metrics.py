@@ -18,6 +18,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 access_log = logging.getLogger("jupyter_mlplat.service.access")
 
@@ -26,10 +27,13 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class ServiceMetrics:
-    """Request counter and latency histogram, plus the process's CPU and memory."""
+    """Request counter and latency histogram, the process's CPU and memory, and (given
+    ``state_counts``) job runs, approval requests and deployments by state."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_counts=None) -> None:
         self.registry = CollectorRegistry()
+        if state_counts is not None:
+            self.registry.register(_StateCollector(state_counts))
         self.requests = Counter(
             "mlplat_service_requests",
             "Requests answered by the platform service.",
@@ -74,3 +78,34 @@ class ServiceMetrics:
     def render(self) -> tuple[bytes, str]:
         """The metrics in the Prometheus text format, with their content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector:
+    """Gauges read from the platform store at each scrape; a failed read drops them from
+    that scrape (logged) rather than failing the whole endpoint."""
+
+    def __init__(self, state_counts) -> None:
+        self.state_counts = state_counts
+
+    def describe(self):
+        return []  # no read at registration time
+
+    def collect(self):
+        try:
+            counts = self.state_counts()
+        except Exception:  # noqa: BLE001 - logged; request metrics are still served
+            logging.getLogger("jupyter_mlplat.service").exception("reading state counts failed")
+            return
+        families = (
+            ("mlplat_job_runs", "Job and pipeline runs by kind and status.", ["kind", "status"],
+             counts.job_runs),
+            ("mlplat_approval_requests", "Approval requests by target and status.",
+             ["target", "status"], counts.approval_requests),
+            ("mlplat_deployments", "Deployments by target and status.", ["target", "status"],
+             counts.deployments),
+        )  # fmt: skip
+        for name, documentation, labels, values in families:
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            for key, value in sorted(values.items()):
+                family.add_metric(list(key), value)
+            yield family

@@ -274,6 +274,8 @@ def serving_runtime(
                         "privileged": False,
                         "runAsNonRoot": True,
                         "capabilities": {"drop": ["ALL"]},
+                        # Pod Security Admission "restricted" (the team namespaces) needs it.
+                        "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     # Defaults only: each InferenceService sets its profile's resources.
                     "resources": {
