@@ -300,9 +300,30 @@ def test_the_chart_serving_runtime_is_the_one_the_platform_builds():
     )  # fmt: skip
     assert chart["metadata"]["annotations"] == built["metadata"]["annotations"]
     assert chart["spec"] == built["spec"]
+
+
+def test_the_images_the_chart_names_have_dockerfiles_that_agree_with_it():
+    import re
+
     import mlflow
 
-    assert chart_values()["servingRuntime"]["mlflowVersion"] == mlflow.__version__
+    docker = REPO_ROOT / "docker"
+    for image in ("hub", "singleuser", "platform", "serving"):
+        text = (docker / image / "Dockerfile").read_text()
+        assert re.search(r"^FROM \S+", text, re.M), image
+        users = re.findall(r"^USER (\S+)$", text, re.M)
+        assert users and users[-1] in ("1000", "${NB_UID}"), image  # the image never runs as root
+    values = chart_values()
+    names = {values["images"][k]["repository"].rsplit("/", 1)[1] for k in values["images"]}
+    names |= {
+        values["jupyterhub"][k]["image"]["name"].rsplit("/", 1)[1] for k in ("hub", "singleuser")
+    }
+    assert names == {"hub", "singleuser", "platform", "serving"}
+    serving = (docker / "serving" / "Dockerfile").read_text()
+    pinned = re.search(r"^ARG MLFLOW_VERSION=(\S+)$", serving, re.M).group(1)
+    assert pinned == values["servingRuntime"]["mlflowVersion"]
+    # The serving image must load what this mlflow logs: the same major version at least.
+    assert pinned.split(".")[0] == mlflow.__version__.split(".")[0]
 
 
 def test_pods_meet_pod_security_restricted():
