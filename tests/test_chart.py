@@ -27,6 +27,7 @@ from jupyter_mlplat.profiles import load_profiles
 from jupyter_mlplat.serving.kubernetes import serving_runtime
 from jupyter_mlplat.settings import MlplatSettings, reset_settings
 from tests.conftest import REPO_ROOT
+from tests.test_kubespawner import kubeconfig  # noqa: F401 (fixture: a throwaway kubeconfig)
 
 CHART = REPO_ROOT / "helm" / "mlplat"
 EXAMPLE = CHART / "examples" / "multi-team-values.yaml"
@@ -553,3 +554,27 @@ def test_a_hub_without_the_secret_tokens_refuses_to_start(monkeypatch):
     monkeypatch.setenv("MLPLAT_MLFLOW_SERVICE_TOKEN", "mlflow-secret")
     with pytest.raises(UsageError, match="The hub has no MLPLAT_SERVICE_TOKEN"):
         run_extra_config(chart_values(), monkeypatch)
+
+
+async def test_users_pods_from_the_chart_values_meet_pod_security_restricted():
+    """What KubeSpawner makes from our z2jh values (singleuser.* as z2jh maps them onto
+    KubeSpawner, plus hub.config.KubeSpawner), for every profile and GPU choice."""
+    from tests.test_kubespawner import CASES, make_spawner, pod_for
+
+    jh = chart_values()["jupyterhub"]
+    single = jh["singleuser"]
+    knobs = {
+        # z2jh's own mapping of these singleuser values (its jupyterhub_config.py).
+        "uid": 1000, "fs_gid": 100, "allow_privilege_escalation": False,
+        "extra_pod_config": single["extraPodConfig"],
+        "profile_list": single["profileList"],
+        **{k: v for k, v in jh["hub"]["config"]["KubeSpawner"].items()},
+    }  # fmt: skip
+    assert single["cloudMetadata"]["blockWithIptables"] is False  # no privileged init container
+    for slug, choice in CASES:
+        spawner = make_spawner(**knobs)
+        options = {"profile": slug} | ({"gpu": choice} if choice else {})
+        pod = await pod_for(spawner, options)
+        assert_restricted(f"{slug}/{choice}", pod["spec"])
+        namespace = pod["metadata"]["namespace"]
+        assert namespace in {t["namespace"] for t in chart_values()["teams"]}, slug
