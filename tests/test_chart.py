@@ -578,3 +578,27 @@ async def test_users_pods_from_the_chart_values_meet_pod_security_restricted():
         assert_restricted(f"{slug}/{choice}", pod["spec"])
         namespace = pod["metadata"]["namespace"]
         assert namespace in {t["namespace"] for t in chart_values()["teams"]}, slug
+
+
+def test_notes_tell_the_operator_to_create_every_secret_key_the_pods_read():
+    values = example_values()
+    with helm.Chart.load(str(CHART)) as chart:
+        files = chart.render(values, name="mlplat", namespace=RELEASE_NS)
+    notes = files["mlplat/templates/NOTES.txt"]
+    assert f"kubectl -n {RELEASE_NS} create secret generic mlplat-secrets" in notes
+    read = set()
+    for obj in by_kind(render(values), "Deployment"):
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["name"] == "mlplat-secrets":
+                    read.add(ref["key"])
+    hub_env = chart_values()["jupyterhub"]["hub"]["extraEnv"].values()
+    read |= {e["valueFrom"]["secretKeyRef"]["key"] for e in hub_env}
+    assert len(read) == 8
+    for key in read:
+        assert f"--from-literal={key}=" in notes, key
+    groups = "team-churn, team-fraud, team-vision, mlplat-reviewers, mlplat-admins"
+    assert f"its\n   values are these hub groups: {groups}." in notes
+    assert "mlplat-metrics-token" in notes  # the example turns the ServiceMonitor on
+    assert chart_values()["jupyterhub"]["cull"]["enabled"] is True  # the idle culler is on
