@@ -11,7 +11,6 @@ merged with `mlplat profiles render --format helm-values` of spawner_profiles/.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import yaml
 
 from jupyter_mlplat.hub.z2jh import EXTRA_CONFIG, EXTRA_CONFIG_KEY
 from jupyter_mlplat.profiles import helm_values, load_profiles
+from jupyter_mlplat.profiles.render import merge_values
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "helm" / "mlplat" / "values.yaml"
@@ -78,19 +78,9 @@ STATIC = {
 }
 
 
-def deep_merge(base: dict, extra: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def jupyterhub_values(profiles_dir: Path = ROOT / "spawner_profiles") -> dict:
     rendered = helm_values(load_profiles(profiles_dir))["jupyterhub"]
-    values = deep_merge(STATIC, rendered)
+    values = merge_values(STATIC, rendered)
     # The profile filter must run before ours: keep its key first.
     values["hub"]["extraConfig"] = {
         **rendered["hub"]["extraConfig"],

@@ -8,7 +8,6 @@ defaults, from ../shared/schemas). Core objects are validated with kubernetes-va
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from traitlets.config import Config
 from jupyter_mlplat.errors import UsageError
 from jupyter_mlplat.hub.config import MLFLOW_SERVICE, SERVICE_NAME
 from jupyter_mlplat.profiles import load_profiles
+from jupyter_mlplat.profiles.render import merge_values
 from jupyter_mlplat.serving.kubernetes import serving_runtime
 from jupyter_mlplat.settings import MlplatSettings, reset_settings
 from tests.conftest import REPO_ROOT
@@ -47,17 +47,6 @@ TEAM = {
 }  # fmt: skip
 
 
-def deep_merge(base: dict, extra: dict) -> dict:
-    """Helm's merge of values files: maps merge, everything else is replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def example_values() -> dict:
     return yaml.safe_load(EXAMPLE.read_text())
 
@@ -68,7 +57,7 @@ def chart_values() -> dict:
 
 def render(values: dict | None = None) -> list[dict]:
     """Every object the chart renders for ``values`` (over values.yaml), z2jh disabled."""
-    values = deep_merge(values or {}, {"jupyterhub": {"enabled": False}})
+    values = merge_values(values or {}, {"jupyterhub": {"enabled": False}})
     with helm.Chart.load(str(CHART)) as chart:
         files = chart.render(values, name="mlplat", namespace=RELEASE_NS)
     objects = []
@@ -437,7 +426,7 @@ def test_lint(tmp_path):
     chart_yaml = yaml.safe_load((copy_dir / "Chart.yaml").read_text())
     chart_yaml.pop("dependencies")
     (copy_dir / "Chart.yaml").write_text(yaml.safe_dump(chart_yaml))
-    values = deep_merge(example_values(), {"jupyterhub": {"enabled": False}})
+    values = merge_values(example_values(), {"jupyterhub": {"enabled": False}})
     strict = helm.lint(str(copy_dir), values, strict=True)
     assert strict["errors"] == [], strict
     assert [m for m in strict["messages"] if m["severity"] > 1] == [], strict
@@ -451,15 +440,17 @@ def test_jupyterhub_values_meet_the_z2jh_schema(values_name, z2jh):
     defaults, validator = z2jh
     ours = chart_values()["jupyterhub"]
     if values_name != "default":
-        ours = deep_merge(ours, example_values()["jupyterhub"])
-    merged = deep_merge(defaults, ours)
+        ours = merge_values(ours, example_values()["jupyterhub"])
+    merged = merge_values(defaults, ours)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(merged)]
     assert errors == []
 
 
 def test_a_z2jh_value_error_is_caught(z2jh):
     defaults, validator = z2jh
-    bad = deep_merge(defaults, deep_merge(chart_values()["jupyterhub"], {"cull": {"every": "x"}}))
+    bad = merge_values(
+        defaults, merge_values(chart_values()["jupyterhub"], {"cull": {"every": "x"}})
+    )
     assert any(list(e.absolute_path) == ["cull", "every"] for e in validator.iter_errors(bad))
 
 

@@ -7,7 +7,6 @@ schema from ../shared/schemas when that folder exists.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +27,12 @@ from jupyter_mlplat.profiles import (
     parse_memory,
     resolve,
 )
-from jupyter_mlplat.profiles.render import GPU_RESOURCE, HELM_FILTER_CONFIG_KEY, gpu_node_labels
+from jupyter_mlplat.profiles.render import (
+    GPU_RESOURCE,
+    HELM_FILTER_CONFIG_KEY,
+    gpu_node_labels,
+    merge_values,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
@@ -174,23 +178,13 @@ async def test_group_filtering_through_kubespawner(groups, visible):
 # -- Helm values ----------------------------------------------------------------------------
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 @pytest.fixture
 def z2jh_values():
     if not SCHEMAS.is_dir():
         pytest.skip(f"{SCHEMAS} is absent (a clone without ../shared): no z2jh schema to check")
     defaults = yaml.safe_load((SCHEMAS / "z2jh-values.default.yaml").read_text())
     schema = yaml.safe_load((SCHEMAS / "z2jh-values.schema.yaml").read_text())
-    values = deep_merge(defaults, helm_values(PROFILES)["jupyterhub"])
+    values = merge_values(defaults, helm_values(PROFILES)["jupyterhub"])
     return values, schema
 
 

@@ -16,6 +16,7 @@ merged, lists (``tolerations``, ``node_affinity_required``) are replaced.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -176,3 +177,14 @@ def helm_values(profile_set: ProfileSet) -> dict[str, Any]:
             },
         }
     }
+
+
+def merge_values(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of values files: mappings merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
