@@ -33,7 +33,6 @@ ALICE = Identity("alice", ("churn",), "test")
 RITA = Identity("rita", ("churn",), "test", roles=(ROLE_REVIEWER,))
 X = pd.DataFrame({"tenure": [0.1, 0.2, 0.8, 0.9] * 5, "calls": [1.0, 0.0, 1.0, 0.0] * 5})
 Y = np.array([0, 0, 1, 1] * 5)
-STORAGE = "pvc://mlplat-frozen"
 IMAGE = "registry.example.com/mlplat-mlserver:1.7.1"
 
 
@@ -51,12 +50,15 @@ def cluster(tmp_path_factory, mlflow_server):
     from jupyter_mlplat.settings import MlplatSettings, reset_settings
 
     home = tmp_path_factory.mktemp("kube-home")
+    # The object store KServe fetches from: a local folder through MLflow's artifact
+    # repository (the upload code of s3:// or gs:// too, without a network).
+    storage_dir = tmp_path_factory.mktemp("object-store")
     token = home / "kube-token"
     token.write_text("standin-token\n")
     with KubeStandIn(ready_after=2) as api:
         settings = MlplatSettings(
             mode="kubernetes", kube_api_url=api.url, kube_token_file=str(token),
-            kube_ca_file="", serving_storage_uri=STORAGE, serving_runtime_image=IMAGE,
+            kube_ca_file="", serving_storage_uri=storage_dir.as_uri(), serving_runtime_image=IMAGE,
             kube_ready_timeout=3.0, serving_route_cache_seconds=0.0,
             home=str(home), user="alice", teams=["churn"], teams_source="test",
             tracking_uri=mlflow_server.uri, store_url=f"sqlite:///{home / 'platform.db'}",
@@ -73,7 +75,7 @@ def cluster(tmp_path_factory, mlflow_server):
                 clients[identity.user] = client
             return clients[identity.user]
 
-        as_user.settings, as_user.api = settings, api
+        as_user.settings, as_user.api, as_user.storage_dir = settings, api, storage_dir
         yield as_user
         for client in clients.values():
             client._transport.platform.resources.close()
@@ -155,7 +157,15 @@ def test_deploy_canary_promote_rollback_undeploy_drive_one_inference_service(
     validate_runtime.validate(runtime)
     assert runtime["spec"]["containers"][0]["image"] == IMAGE
     spec = applied["spec"]["predictor"]
-    assert spec["model"]["storageUri"] == f"{STORAGE}/sha256/{address.frozen_digest}/model"
+    storage = cluster.settings.serving_storage_uri
+    assert spec["model"]["storageUri"] == f"{storage}/sha256/{address.frozen_digest}/model"
+    # What the storage initializer would fetch is the approved copy, file for file.
+    from jupyter_mlplat.governance.frozen import folder_digest
+
+    published = cluster.storage_dir / "sha256" / address.frozen_digest
+    assert folder_digest(published / "model") == address.frozen_digest
+    assert (published / "manifest.json").is_file()
+    sent = (published / "manifest.json").stat().st_mtime_ns
     assert "canaryTrafficPercent" not in spec
     notes = applied["metadata"]["annotations"]
     assert notes["mlplat.io/approval-id"] == str(address.approval_id)
@@ -200,6 +210,11 @@ def test_deploy_canary_promote_rollback_undeploy_drive_one_inference_service(
     assert actions == ["deployment.deploy", "deployment.canary", "deployment.promote",
                        "deployment.rollback", "deployment.undeploy"]  # fmt: skip
 
+    # Deployed again, the same content-addressed copy is not sent a second time.
+    alice.deploy(model, found[1], "staging", None)
+    assert (published / "manifest.json").stat().st_mtime_ns == sent
+    alice.undeploy(name)
+
 
 def test_an_inference_service_that_never_gets_ready_leaves_the_record_and_cluster_as_they_were(
     cluster, versions, address
@@ -236,3 +251,24 @@ def test_missing_kubernetes_settings_are_named(cluster, versions):
         kube.storage_uri = saved
     assert "MlplatSettings.serving_storage_uri" in str(caught.value)
     assert isvc(cluster, f"{model}-staging") is None
+
+
+def test_publishing_to_a_store_that_refuses_is_unavailable_and_applies_nothing(tmp_path):
+    from jupyter_mlplat.serving.publish import publish
+
+    copy = tmp_path / "copy"
+    (copy / "model").mkdir(parents=True)
+    (copy / "model" / "MLmodel").write_text("flavors: {}\n")
+    (copy / "manifest.json").write_text("[]")
+    digest = "a" * 64
+    assert publish("pvc://mlplat-frozen", digest, copy) is False  # mounted: nothing to send
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be")
+    with pytest.raises(
+        ServiceUnavailable, match=r"Could not upload the frozen model copy to file:"
+    ):
+        publish(blocked.as_uri(), digest, copy)
+    store = tmp_path / "ok"
+    assert publish(store.as_uri(), digest, copy) is True
+    assert publish(store.as_uri(), digest, copy) is False  # already there
+    assert (store / "sha256" / digest / "model" / "MLmodel").read_text() == "flavors: {}\n"

@@ -76,6 +76,11 @@ class ServingArea(Area):
 
         paths = [(version, self._model_path(version)) for version, _ in traffic(row)]
         if self.kube is not None:
+            from ..serving.publish import publish
+
+            # The copies just checked intact are the ones the cluster will fetch.
+            for version, path in paths:
+                publish(self.settings.serving_storage_uri, version["digest"], path.parent)
             self.kube.apply(row, wait=True)
             return
         for version, path in paths:
