@@ -13,7 +13,7 @@ import pytest
 from kfp import dsl
 from mlflow import MlflowClient
 
-from jupyter_mlplat.errors import NotFoundError, PermissionDenied, ServiceUnavailable, UsageError
+from jupyter_mlplat.errors import NotFoundError, PermissionDenied, UsageError
 from jupyter_mlplat.pipelines.compile import compile_pipeline
 from jupyter_mlplat.pipelines.notebook_step import notebook_step
 from tests.test_jobs_flow import ALICE, BOB, ROOT, jobs  # noqa: F401 - the fixture
@@ -173,8 +173,11 @@ def test_bad_arguments_and_bad_pipelines_are_refused_before_anything_runs(jobs):
 
 
 def test_kfp_without_an_api_names_the_setting(jobs):  # noqa: F811
-    with pytest.raises(ServiceUnavailable, match="kfp_api_url"):
-        submit(jobs(ALICE), exploding, mode="kfp")
+    alice = jobs(ALICE)
+    before = len(alice.list_pipeline_runs().items)
+    with pytest.raises(UsageError, match="No Kubeflow Pipelines API is configured"):
+        submit(alice, exploding, mode="kfp")
+    assert len(alice.list_pipeline_runs().items) == before  # nothing half-written
 
 
 def test_another_teams_pipeline_run_is_forbidden(jobs):  # noqa: F811

@@ -83,12 +83,13 @@ class PipelinesArea(Area):
         return given if given.startswith(f"{team}/") else f"{team}/{given}"
 
     def _kfp(self, team: str, user: str):
-        from ..errors import ServiceUnavailable
+        from ..errors import ServiceUnavailable, UsageError
         from ..pipelines.kfp_api import KfpApi
 
         settings = self.settings
         if not settings.kfp_api_url:
-            raise ServiceUnavailable(
+            # Not a dependency that is down (503, which clients retry): none is configured.
+            raise UsageError(
                 "No Kubeflow Pipelines API is configured (kfp_api_url); run with --local, or "
                 "ask the platform team to set c.MlplatSettings.kfp_api_url."
             )
