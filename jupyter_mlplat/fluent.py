@@ -405,9 +405,17 @@ def manage_hub_user(action: str, args):
     from pathlib import Path
 
     from .display import Message
+    from .errors import UsageError
     from .hub import users
 
     users_file = Path(get_settings().home) / "hub" / "users.yaml"
+    if not users_file.is_file():
+        # In a user's kernel this is their own data dir, which no hub reads.
+        raise UsageError(
+            f"`mlplat hub` edits the embedded hub's users file, and {users_file} does not "
+            "exist: run it in a terminal of the account that runs `mlplat up`, with the "
+            "hub's MLPLAT_HOME, after the hub has started once."
+        )
     if action == "add":
         password = users.add_user(users_file, args.name, args.group, password=args.password)
         groups = ", ".join(args.group) or "no groups"

@@ -58,6 +58,13 @@ def test_hub_users_from_the_cli(configure, capsys):
     from pathlib import Path
 
     users_file = Path(settings.home) / "hub" / "users.yaml"
+    # No hub has run with this data dir (as in a user's kernel): nothing is written.
+    assert main(["hub", "add-user", "dana", "--group", "team-churn"]) == 2
+    assert "edits the embedded hub's users file" in capsys.readouterr().err
+    assert not users_file.exists()
+    from jupyter_mlplat.hub.users import ensure_demo_users
+
+    ensure_demo_users(users_file, users_file.parent / "demo-passwords.txt")  # the hub's start
     assert main(["hub", "add-user", "dana", "--group", "team-churn"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Added dana (team-churn); password: ")
