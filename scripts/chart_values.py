@@ -1,4 +1,5 @@
-"""Write the `jupyterhub:` part of helm/mlplat/values.yaml (below its `# --- generated ---`).
+"""Write the generated parts of helm/mlplat: values.yaml's `jupyterhub:` (below its
+`# --- generated ---`) and, in values.schema.json, the names `platform.settings` may use.
 
 It is the z2jh configuration the platform needs (hub image and config, the services, the
 Secret's tokens as environment, Pod Security settings of users' pods, the idle culler)
@@ -22,6 +23,7 @@ from jupyter_mlplat.profiles.render import merge_values
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "helm" / "mlplat" / "values.yaml"
+SCHEMA = ROOT / "helm" / "mlplat" / "values.schema.json"
 MARKER = "# --- generated ---\n"
 
 
@@ -109,17 +111,34 @@ def render() -> str:
     return head + MARKER + body
 
 
+def render_schema() -> str:
+    """values.schema.json with platform.settings' keys limited to MlplatSettings' knobs, so a
+    misspelt one is refused at install instead of being ignored by the platform."""
+    import json
+
+    from jupyter_mlplat.settings import MlplatSettings
+
+    schema = json.loads(SCHEMA.read_text())
+    settings = schema["properties"]["platform"]["properties"]["settings"]
+    names = sorted(MlplatSettings.class_traits(config=True))
+    settings["propertyNames"] = {"enum": names}
+    return json.dumps(schema, indent=2) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check values.yaml")
     args = parser.parse_args(argv)
-    text = render()
+    outputs = {VALUES: render(), SCHEMA: render_schema()}
     if args.check:
-        if VALUES.read_text() != text:
-            print(f"{VALUES} is not current: run python scripts/chart_values.py", file=sys.stderr)
+        stale = [str(path) for path, text in outputs.items() if path.read_text() != text]
+        if stale:
+            print(f"{', '.join(stale)} not current: run python scripts/chart_values.py",
+                  file=sys.stderr)  # fmt: skip
             return 1
         return 0
-    VALUES.write_text(text)
+    for path, text in outputs.items():
+        path.write_text(text)
     return 0
 
 

@@ -385,6 +385,10 @@ def test_other_bad_values_are_refused():
         {"platform": {"replicas": 2}}
     )
     assert "additional properties 'imagez' not allowed" in render_error({"imagez": {}})
+    # A misspelt platform setting would be ignored by the platform: the schema refuses it.
+    error = render_error({"platform": {"settings": {"jobs_max_runtime_seconds": 7200}}})
+    assert "invalid propertyName 'jobs_max_runtime_seconds'" in error
+    assert "value must be one of 'admin_group'," in error and "'jobs_timeout_seconds'" in error
     assert "at '/metrics/serviceMonitor/interval'" in render_error(
         {"metrics": {"serviceMonitor": {"interval": "often"}}}
     )
