@@ -122,6 +122,7 @@ class Resources:
                         account_prefix=settings.jobs_account_prefix or None,
                         timeout=settings.jobs_timeout_seconds, kernel=settings.jobs_kernel,
                         tracking_uri=settings.tracking_uri, token_for=token_for,
+                        service_url=settings.service_url if token_for else "",
                         max_notebook_bytes=settings.jobs_max_notebook_bytes,
                         warm=settings.jobs_warm_starters,
                         warm_idle_seconds=settings.jobs_warm_idle_seconds,

@@ -79,7 +79,7 @@ class JobRunner:
         self, *, store_root: Path, work_root: Path, python: str = sys.executable,
         account_prefix: str | None = None, timeout: float = 3600.0, kernel: str = "python3",
         tracking_uri: str = "", token_for: Callable[[str, float], str | None] | None = None,
-        max_notebook_bytes: int = 50 * 1024 * 1024, stop_grace: float = 5.0,
+        service_url: str = "", max_notebook_bytes: int = 50 * 1024 * 1024, stop_grace: float = 5.0,
         warm: bool = True, warm_idle_seconds: float = 600.0,
     ) -> None:  # fmt: skip
         self.isolating = os.geteuid() == 0
@@ -96,6 +96,7 @@ class JobRunner:
         self.kernel = kernel
         self.tracking_uri = tracking_uri
         self.token_for = token_for
+        self.service_url = service_url
         self.max_notebook_bytes = max_notebook_bytes
         self.stop_grace = stop_grace
         self.warm = (
@@ -209,11 +210,20 @@ class JobRunner:
                 MLPLAT_KERNEL_IPC_DIR=str(workdir), MLPLAT_PIPELINE_EXPERIMENT=job["experiment"]
             )
         env[RUN_MARKER] = str(spec.run_id)  # the kernel inherits it: found and stopped after
+        token = None
+        if (self.tracking_uri or self.service_url) and self.token_for:
+            token = self.token_for(spec.owner, self.timeout + 600)
         if self.tracking_uri:
             env["MLFLOW_TRACKING_URI"] = env["MLPLAT_TRACKING_URI"] = self.tracking_uri
-            token = self.token_for(spec.owner, self.timeout + 600) if self.token_for else None
             if token:
                 env["MLFLOW_TRACKING_TOKEN"] = token
+        if self.service_url and token:
+            # The job's %mlplat calls reach the platform as its owner, as in their server:
+            # the same token (MLflow and this service only, for the job's time).
+            env.update(
+                MLPLAT_SERVICE_URL=self.service_url, JUPYTERHUB_API_TOKEN=token,
+                MLPLAT_CLIENT_TRANSPORT="http",
+            )  # fmt: skip
         log_path = run_dir / "log.txt"
         started = time.monotonic()
         with open(log_path, "ab") as log:
