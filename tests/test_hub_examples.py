@@ -7,8 +7,8 @@ documents is accepted as written.
 
 Elsewhere: 01 and 04 run with nbval without a platform service (tests/test_notebooks.py, where
 04 also meets an experiment with no runs). 02 is left to tests/test_hub_pipelines.py, which
-runs it in alice's server with papermill (every cell, failing on the first error, as
---nbval-lax does): nbval here would run its pipeline a second time and double that cost.
+runs it in alice's server under nbval too, while it watches the pipeline through the REST API
+(running it here as well would run its pipeline a second time).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Issue 11's "done when", through the real hub: from alice's own server, the shipped
 example notebook (02_pipeline_features_train.ipynb, copied into her home at spawn) is run
-with papermill: it builds two notebook steps (features → train, logging to MLflow) and runs
-them as a pipeline with `%mlplat pipeline submit --local --wait`. The platform service runs
+under nbval (its parameters put in by papermill): it builds two notebook steps (features →
+train, logging to MLflow) and runs them as a pipeline with `%mlplat pipeline submit --local --wait`. The platform service runs
 it with kfp.local in its worker pool, as alice's OS account. Meanwhile the test reads the
 run through the service's REST API and sees its tasks' states change; at the end the run
 has both executed notebooks and both steps' MLflow runs (children of the pipeline's run,
@@ -19,20 +19,24 @@ from kfp import dsl
 
 from jupyter_mlplat.pipelines.compile import compile_pipeline
 from tests.hub_fixtures import TEST_ACCOUNT_PREFIX
+from tests.test_notebooks import check_nbval
 
+# nbval over the example, with the test's parameters put in by papermill (prepare only:
+# nbval runs it, each cell must pass; outputs vary, so --nbval-lax).
 RUN_EXAMPLE = """
-import json, papermill
+import json, subprocess, sys, papermill
 papermill.execute_notebook(
-    "02_pipeline_features_train.ipynb", "pipeline-out.ipynb", progress_bar=False,
+    "02_pipeline_features_train.ipynb", "pipeline-nbval.ipynb", prepare_only=True,
     parameters={"customers": 240, "C": 0.5},
 )
-out = json.load(open("pipeline-out.ipynb"))
-texts = []
-for c in out["cells"]:
-    for o in c.get("outputs", []):
-        text = o.get("text") or o.get("data", {}).get("text/plain", "")
-        texts.append(text if isinstance(text, str) else "".join(text))
-print("RESULT=" + json.dumps({"texts": texts}))
+done = subprocess.run(
+    [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-v",
+     "--color=no", "pipeline-nbval.ipynb"],
+    capture_output=True, text=True, timeout=500,
+)
+cells = sum(c["cell_type"] == "code" for c in json.load(open("pipeline-nbval.ipynb"))["cells"])
+print("RESULT=" + json.dumps({"rc": done.returncode, "stdout": done.stdout, "cells": cells,
+                              "stderr": done.stderr[-3000:]}))
 """
 FINAL = ("succeeded", "failed", "cancelled", "interrupted", "skipped")
 
@@ -77,10 +81,9 @@ async def test_alice_runs_the_example_pipeline_of_two_notebook_steps(platform_hu
         watcher.cancel()
         hub.stop_server("alice")
     result = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT="))[7:])
-    shown = "\n".join(result["texts"])
-    assert "SUCCEEDED — churn-features-train (2/2 tasks, local (kfp.local))" in shown, shown
-    assert "trained on 240 rows: holdout accuracy" in shown, shown
-    assert "wrote 240 rows to churn_table.csv" in shown, shown  # the features task's log
+    # Every cell passed under nbval (the notebook asserts the run succeeded itself).
+    assert result["rc"] == 0, result["stdout"][-6000:] + result["stderr"]
+    check_nbval(result["stdout"], {"pipeline-nbval.ipynb": result["cells"]})
 
     # The tasks' states were seen changing while it ran.
     states = [tasks for status, tasks in seen if status == "running"]
@@ -91,10 +94,15 @@ async def test_alice_runs_the_example_pipeline_of_two_notebook_steps(platform_hu
     assert run["arguments"] == {"customers": 240, "C": 0.5}
     features, train = run["tasks"]
     assert features["outputs"]["rows"] == 240 and 0.0 <= train["outputs"]["accuracy"] <= 1.0
+    printed = {}
     for task in (features, train):
         assert task["state"] == "succeeded" and task["notebook"], task
         notebook = api(hub, alice, f"api/pipelines/{run['id']}/tasks/{task['name']}/notebook")
         assert notebook.status_code == 200 and notebook.json()["notebook"]["cells"]
+        printed[task["name"]] = " ".join(
+            "".join(o["text"]) for c in notebook.json()["notebook"]["cells"]
+            for o in c.get("outputs", []) if "text" in o
+        )  # fmt: skip
         child = requests.get(
             f"{hub.url}/services/mlflow/api/2.0/mlflow/runs/get",
             params={"run_id": task["mlflow_run_id"]},
@@ -103,6 +111,9 @@ async def test_alice_runs_the_example_pipeline_of_two_notebook_steps(platform_hu
         tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
         assert tags["mlflow.parentRunId"] == run["mlflow_run_id"]
         assert child["info"]["user_id"] == "alice" and child["info"]["status"] == "FINISHED"
+    assert "trained on 240 rows: holdout accuracy" in printed["notebook-train"], printed
+    log = api(hub, alice, f"api/pipelines/{run['id']}/logs?task=notebook-features")
+    assert "wrote 240 rows to churn_table.csv" in log.json()["text"], log.text  # the task's log
     metrics = {m["key"] for m in child["data"]["metrics"]}
     assert "holdout_accuracy" in metrics  # the train notebook's own mlflow.start_run()
     assert api(hub, hub_tokens["bob"], f"api/pipelines/{run['id']}").status_code == 403

@@ -19,7 +19,7 @@ NOTEBOOK = EXAMPLES / "01_track_and_features.ipynb"
 REPORT = EXAMPLES / "04_scheduled_report.ipynb"
 # What runs where. Here, without a platform service: 01 (MLflow, Feast, the in-process
 # platform) and 04 (MLflow and the in-process platform's lists). In the real hub, from
-# alice's server: 03 and 04 with nbval (tests/test_hub_examples.py), 02 with papermill
+# alice's server: 03 and 04 with nbval (tests/test_hub_examples.py), 02 with nbval too
 # (tests/test_hub_pipelines.py).
 LOCAL = ("01_track_and_features.ipynb", "04_scheduled_report.ipynb")
 # ... and 02's two step notebooks, by hand (they are 02's pipeline's steps in the hub).
