@@ -152,7 +152,7 @@ def test_a_starter_killed_under_a_running_job_fails_it_and_the_next_job_gets_a_n
     outcome = result["outcome"]
     assert outcome.status == "failed" and "exit code 3" in outcome.reason, outcome
     _wait_for(lambda: not _marked(slow.run_id), 10, "the job's kernel being killed")
-    assert kill_leftovers(slow.run_id) == 0
+    assert kill_leftovers(slow.run_id, runner.platform_key) == 0
     after = runner.execute(spec("alice", LINEAGE))
     assert after.status == "succeeded", after
     assert lineage(after)[1] != starter and runner.warm.pids() != [starter]
@@ -290,3 +290,24 @@ def test_a_job_kernel_listens_on_no_port_and_other_accounts_cannot_reach_its_soc
     finally:
         asked.set()
         thread.join(30)
+
+
+def test_leftovers_of_another_platforms_run_with_the_same_id_are_not_killed(tmp_path):
+    """Run ids restart at 1 on each platform: a second platform on the machine (a demo, a
+    test hub) ending its run 1 must not kill this one's run-1 kernel."""
+    from jupyter_mlplat.jobs.runner import PLATFORM_MARKER, RUN_MARKER
+
+    ours = JobRunner(store_root=tmp_path / "a", work_root=tmp_path / "wa", account_prefix="x-")
+    theirs = JobRunner(store_root=tmp_path / "b", work_root=tmp_path / "wb", account_prefix="x-")
+    assert ours.platform_key != theirs.platform_key
+    env = dict(os.environ, **{RUN_MARKER: "1", PLATFORM_MARKER: ours.platform_key})
+    kernel = subprocess.Popen(["sleep", "60"], env=env)
+    try:
+        _wait_for(lambda: kernel.pid in _marked(1), what="the marked process starting")
+        assert kill_leftovers(1, theirs.platform_key) == 0
+        assert kernel.poll() is None  # still running
+        assert kill_leftovers(1, ours.platform_key) == 1
+        assert kernel.wait(10) == -signal.SIGKILL
+    finally:
+        kernel.kill()
+        kernel.wait()

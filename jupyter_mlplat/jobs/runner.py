@@ -16,6 +16,7 @@ notebook only names the failing cell and counts progress.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -40,6 +41,9 @@ _INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 POLL_SECONDS = 0.25
 RUN_MARKER = "MLPLAT_JOB_RUN"
+# Run ids restart at 1 on each platform: leftovers are found by both markers, so one
+# platform never kills another's job processes on the same machine.
+PLATFORM_MARKER = "MLPLAT_JOB_PLATFORM"
 PROGRESS_EVERY = 1.0
 
 
@@ -97,6 +101,10 @@ class JobRunner:
         self.tracking_uri = tracking_uri
         self.token_for = token_for
         self.service_url = service_url
+        # This platform's jobs, told apart from another platform's on the same machine.
+        self.platform_key = hashlib.sha256(str(Path(store_root).resolve()).encode()).hexdigest()[
+            :16
+        ]
         self.max_notebook_bytes = max_notebook_bytes
         self.stop_grace = stop_grace
         self.warm = (
@@ -210,6 +218,7 @@ class JobRunner:
                 MLPLAT_KERNEL_IPC_DIR=str(workdir), MLPLAT_PIPELINE_EXPERIMENT=job["experiment"]
             )
         env[RUN_MARKER] = str(spec.run_id)  # the kernel inherits it: found and stopped after
+        env[PLATFORM_MARKER] = self.platform_key
         token = None
         if (self.tracking_uri or self.service_url) and self.token_for:
             token = self.token_for(spec.owner, self.timeout + 600)
@@ -258,7 +267,7 @@ class JobRunner:
             if process.poll() is None:
                 self._stop(process)
             _signal_group(process, signal.SIGKILL)
-            kill_leftovers(spec.run_id)  # the kernel runs in a session of its own
+            kill_leftovers(spec.run_id, self.platform_key)  # the kernel has a session of its own
             self._forget(spec.run_id)
         code = process.returncode
         if pipeline:
@@ -438,7 +447,7 @@ class JobRunner:
                     os.killpg(pgid, signal.SIGKILL)
             with contextlib.suppress(ValueError):
                 reaped.append(int(pidfile.stem))
-                kill_leftovers(int(pidfile.stem))
+                kill_leftovers(int(pidfile.stem), self.platform_key)
             with contextlib.suppress(FileNotFoundError):
                 pidfile.unlink()
         return reaped
@@ -465,14 +474,15 @@ def _alive_platform(pid: int) -> bool:
         return False
 
 
-def kill_leftovers(run_id: int) -> int:
-    """SIGKILL every process started for run ``run_id`` still alive (found by the marker in
-    its environment: jupyter_client starts kernels in sessions of their own); the count."""
-    marker = f"{RUN_MARKER}={int(run_id)}".encode()
+def kill_leftovers(run_id: int, platform_key: str) -> int:
+    """SIGKILL every process this platform started for run ``run_id`` still alive (found by
+    the markers in its environment: jupyter_client starts kernels in sessions of their own);
+    the count."""
+    markers = {f"{RUN_MARKER}={int(run_id)}".encode(), f"{PLATFORM_MARKER}={platform_key}".encode()}
     killed = 0
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if marker not in environ.read_bytes().split(b"\0"):
+            if not markers <= set(environ.read_bytes().split(b"\0")):
                 continue
             os.kill(int(environ.parent.name), signal.SIGKILL)
             killed += 1
