@@ -21,7 +21,7 @@ LABEXT_SOURCES := $(shell find labextension/src labextension/style -type f 2>/de
 	labextension/package.json labextension/package-lock.json labextension/tsconfig.json
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: up test install serving-env labextension lint format bench clean
+.PHONY: up demo test install serving-env labextension lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,14 @@ install: $(STAMP) $(CHP) $(SERVING_STAMP) $(LABEXT)
 up: install
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(VENV)/bin/mlplat up
 
+# The whole walk-through, headless (scripts/demo.py): a fresh platform in a temporary
+# home on free ports; alice trains, registers and requests production, rita approves, alice
+# deploys with a canary, predicts, promotes and schedules the report, rita verifies the audit
+# log; a summary with links and timings, then everything is removed. Exit 1 if a step fails.
+# DEMO_ARGS="--keep" leaves it up until Ctrl-C; "--fail-at approve" shows a failing step.
+demo: install
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) scripts/demo.py $(DEMO_ARGS)
+
 # The store tests run on a real PostgreSQL too, the panel's on Debian's Chromium: both
 # installed from Debian's packages if missing. The panel's TypeScript tests run with jest.
 test: install lint
@@ -70,12 +78,12 @@ test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check jupyter_mlplat tests benchmarks
-	$(VENV)/bin/ruff format --check jupyter_mlplat tests benchmarks
+	$(VENV)/bin/ruff check jupyter_mlplat tests benchmarks scripts
+	$(VENV)/bin/ruff format --check jupyter_mlplat tests benchmarks scripts
 
 format: install
-	$(VENV)/bin/ruff check --fix jupyter_mlplat tests benchmarks
-	$(VENV)/bin/ruff format jupyter_mlplat tests benchmarks
+	$(VENV)/bin/ruff check --fix jupyter_mlplat tests benchmarks scripts
+	$(VENV)/bin/ruff format jupyter_mlplat tests benchmarks scripts
 
 bench: install
 	$(PY) benchmarks/bench_foundation.py
