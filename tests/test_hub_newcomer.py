@@ -55,7 +55,9 @@ promoted = %mlplat promote hub-quickstart-model
 print("PROMOTED=" + repr(promoted).splitlines()[0])
 back = %mlplat rollback hub-quickstart-model
 print("ROLLEDBACK=" + repr(back).splitlines()[0])
-print("LIST=" + repr(mlplat.deployments()).splitlines()[1])
+# Its own row: the session's hub may list other tests' deployments of team churn too.
+print("LIST=" + next(x for x in repr(mlplat.deployments()).splitlines()
+                     if x.startswith("hub-quickstart-model-staging")))
 """
 
 NAME = "hub-quickstart-model-staging"
